@@ -1,0 +1,98 @@
+# dirbridge build. `make` builds every program into build/; `make check` installs
+# what is missing, builds with warnings as errors, builds again with ASan+UBSan and
+# runs the whole suite under it against real servers on loopback.
+.DEFAULT_GOAL := all
+.SUFFIXES:
+
+BUILD ?= build
+SAN   ?=
+CC    ?= cc
+VERSION := 0.1.0
+
+# Every dependency through pkg-config; Debian ships these three without a .pc file.
+PKGS      := ldap lber gnutls libuv jansson libsasl2 libzip libsystemd
+NOPC_LIBS := -liniparser -lhttp_parser -lwslay
+NOPC_INC  := -I/usr/include/iniparser
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla
+CFLAGS   ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -DDIRBRIDGE_VERSION='"$(VERSION)"' -I. $(NOPC_INC) \
+            $(shell pkg-config --cflags $(PKGS))
+ALL_CFLAGS = -std=c11 $(WARN) -fstack-protector-strong -fPIE $(CFLAGS)
+LDFLAGS  += -pie -Wl,-z,relro,-z,now
+LDLIBS   := $(shell pkg-config --libs $(PKGS)) $(NOPC_LIBS)
+ifeq ($(SAN),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS    += -fsanitize=address,undefined
+else
+CPPFLAGS   += -D_FORTIFY_SOURCE=2
+endif
+
+# Modules: every .c under config/, ldap/ and tls/ goes into one archive, so link
+# order between modules never matters.
+MOD_SRC := $(wildcard config/*.c ldap/*.c tls/*.c)
+MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/obj/%.o)
+LIB     := $(BUILD)/libdirbridge.a
+
+# Programs: agent/ is the daemon, tools/NAME/ is build/dirbridge-NAME.
+TOOL_DIRS := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
+PROGS     := $(BUILD)/dirbridge $(TOOL_DIRS:%=$(BUILD)/dirbridge-%)
+
+# Tests: tests/unit/test_X.c (cmocka) and tests/tools/X.c, one program each.
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TTOOL_SRC := $(wildcard tests/tools/*.c)
+TTOOL_BIN := $(TTOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps check demo bench clean asan
+all: $(PROGS) $(UNIT_BIN) $(TTOOL_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(MOD_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/dirbridge: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard agent/*.c)) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Each tool links its own objects, the module archive and, where it needs to
+# reuse agent code, nothing else: tools never include agent/.
+.SECONDEXPANSION:
+$(BUILD)/dirbridge-%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tools/$$*/*.c)) $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@packaging/deps.sh
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 all
+
+# The suite runs against the sanitizer build; build/ is still built first so a
+# warning anywhere fails the check.
+check: deps
+	$(MAKE) all
+	$(MAKE) asan
+	tests/run.sh build-asan
+
+demo: deps all
+	tests/demo.sh $(BUILD)
+
+bench: deps all
+	tests/bench.sh $(BUILD)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,124 @@
+/*
+ * config/ — the agent's INI configuration, loaded once into an immutable typed
+ * struct, and the process-wide logger.  Prefix: cfg_.
+ *
+ * Invariant: a struct cfg returned by cfg_load() has passed every check (types,
+ * ranges, required keys, files readable, secret files private, URLs and CIDR
+ * ranges well-formed).  Other modules read it and never modify it.  Secrets are
+ * never stored in it: it holds the *paths* of secret files, read with
+ * cfg_secret_read() when needed and wiped with cfg_secret_free().
+ */
+#ifndef DIRBRIDGE_CFG_H
+#define DIRBRIDGE_CFG_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+enum cfg_dir_type { CFG_DIR_AD, CFG_DIR_OPENLDAP };
+enum cfg_groups { CFG_GROUPS_NONE, CFG_GROUPS_DIRECT, CFG_GROUPS_RECURSIVE };
+enum cfg_cert_username { CFG_CERTNAME_CN, CFG_CERTNAME_UPN, CFG_CERTNAME_EMAIL };
+
+/* An address range; addr holds 4 (AF_INET) or 16 (AF_INET6) significant bytes,
+ * host bits beyond prefix are zero. */
+struct cfg_range {
+	int family;
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+/* Which sections a program needs; a missing needed section is an error. */
+enum {
+	CFG_NEED_LDAP = 1 << 0,
+	CFG_NEED_HTTPS = 1 << 1,
+	CFG_NEED_HUB = 1 << 2,
+	CFG_NEED_ALL = CFG_NEED_LDAP | CFG_NEED_HTTPS | CFG_NEED_HUB,
+};
+
+struct cfg {
+	char *path;			/* the file it was loaded from */
+	struct {
+		char *name;
+		enum cfg_log_level log_level;
+		char *user;		/* NULL: do not drop privileges */
+	} agent;
+	struct {
+		bool present;
+		char **urls;		/* failover order; ldap:// or ldaps:// */
+		size_t n_urls;
+		char *ca_file;
+		bool starttls;
+		char *bind_dn;		/* NULL with sasl_mech EXTERNAL/GSSAPI */
+		char *bind_password_file;
+		char *sasl_mech;	/* NULL: simple bind */
+		char *sasl_authzid;	/* optional */
+		char *cert_file;	/* client certificate, for SASL EXTERNAL */
+		char *key_file;
+		char *keytab;		/* for GSSAPI */
+		char *base_dn;
+		enum cfg_dir_type type;
+		char *user_filter;	/* contains {username} exactly once */
+		enum cfg_groups groups;
+		unsigned timeout_ms;
+		unsigned pool_size;	/* service-account connections */
+		char **attributes;	/* extra profile attributes */
+		size_t n_attributes;
+	} ldap;
+	struct {
+		bool present;
+		char **listen;		/* "HOST:PORT" or "[V6]:PORT" */
+		size_t n_listen;
+		char *public_url;
+		char *cert_file;
+		char *key_file;
+		char *client_ca_file;
+		char *crl_file;		/* NULL: no CRL */
+		struct cfg_range *ranges;
+		size_t n_ranges;
+		enum cfg_cert_username cert_username;
+	} https;
+	struct {
+		bool present;
+		char *url;		/* wss://HOST[:PORT]/PATH */
+		char *token_file;
+		char *ca_file;
+	} hub;
+};
+
+/*
+ * Loads and validates PATH.  On success returns 0 and *out.  On failure returns
+ * a negative errno-style value and has written every problem found to ERR, one
+ * line each, as "dirbridge: FILE:LINE: message" (LINE omitted where unknown).
+ */
+int cfg_load(const char *path, unsigned need, struct cfg **out, FILE *err);
+void cfg_free(struct cfg *cfg);
+
+/* CIDR text ("10.0.0.0/8", "2001:db8::/32", or a bare address meaning /32 or
+ * /128).  Strict: no leading zeros in IPv4 octets, prefix within the family. */
+int cfg_range_parse(const char *text, struct cfg_range *out);
+/* Whether SA (AF_INET or AF_INET6, IPv4-mapped IPv6 matching IPv4 ranges) lies
+ * in any of the N ranges. */
+bool cfg_ranges_match(const struct cfg_range *ranges, size_t n, const struct sockaddr *sa);
+
+/*
+ * Reads a secret file (first line, without its newline) into locked memory.
+ * Refuses files readable by group or others.  Free with cfg_secret_free(),
+ * which wipes it.  Returns 0 or a negative errno; ERRBUF gets a message.
+ */
+int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
+void cfg_secret_free(char *secret, size_t len);
+
+/* Process-wide logging: stderr (or journald when started by systemd). */
+void cfg_log_init(enum cfg_log_level level);
+void cfg_log_set_level(enum cfg_log_level level);
+bool cfg_log_enabled(enum cfg_log_level level);
+void cfg_log(enum cfg_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void cfg_vlog(enum cfg_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+#endif

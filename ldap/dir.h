@@ -1,0 +1,99 @@
+/*
+ * ldap/ — the directory (Active Directory or OpenLDAP), asynchronously on a libuv
+ * loop.  Prefix: dir_ (libldap owns ldap_).
+ *
+ * Every request function either fails at once (returns a negative dir_err and
+ * never calls the callback) or returns 0 and later calls its callback exactly
+ * once, from the loop, never from inside the request function.  Pointers passed
+ * to a callback are valid only during the callback.  dir_close() completes every
+ * pending request with DIR_E_UNAVAILABLE before its own callback runs.
+ */
+#ifndef DIRBRIDGE_DIR_H
+#define DIRBRIDGE_DIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "config/cfg.h"
+
+/* The SPEC.md error codes, as negative values; dir_code() gives the wire name. */
+enum dir_err {
+	DIR_OK = 0,
+	DIR_E_INVALID_CREDENTIALS = -1,
+	DIR_E_ACCOUNT_DISABLED = -2,
+	DIR_E_ACCOUNT_LOCKED = -3,
+	DIR_E_ACCOUNT_EXPIRED = -4,
+	DIR_E_PASSWORD_EXPIRED = -5,
+	DIR_E_PASSWORD_MUST_CHANGE = -6,
+	DIR_E_UNAVAILABLE = -7,		/* directory_unavailable */
+	DIR_E_BAD_REQUEST = -8,
+	DIR_E_INTERNAL = -9,
+	DIR_E_PASSWORD_POLICY = -10,	/* password_policy: new password refused */
+	DIR_E_NOT_FOUND = -11,		/* lookup only: no such (enabled) user */
+};
+const char *dir_code(int err);
+
+struct dir_attr {
+	char *name;
+	char **values;
+	size_t n_values;
+};
+
+struct dir_profile {
+	char *username;
+	char *dn;
+	char *display_name;	/* may be NULL */
+	char *email;		/* may be NULL */
+	char **groups;		/* group names (cn), expanded per [ldap] groups */
+	size_t n_groups;
+	struct dir_attr *attrs;	/* configured extra attributes present on the entry */
+	size_t n_attrs;
+	bool disabled;		/* lookup: account disabled/locked/expired */
+};
+
+struct dir;
+
+typedef void (*dir_profile_cb)(void *arg, int err, const struct dir_profile *p);
+typedef void (*dir_users_cb)(void *arg, int err, const struct dir_profile *users, size_t n);
+typedef void (*dir_names_cb)(void *arg, int err, char *const *names, size_t n);
+typedef void (*dir_done_cb)(void *arg, int err);
+
+/* Starts connecting the service-account pool; requests made before it is up wait
+ * (bounded by timeout_ms).  CFG must outlive the struct dir. */
+int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out);
+/* Stops, fails pending requests, closes every handle, then calls DONE. */
+void dir_close(struct dir *d, void (*done)(void *arg), void *arg);
+/* True while at least one service connection is bound. */
+bool dir_is_up(const struct dir *d);
+
+/* Password login: search as the service account, bind as the entry's DN on a
+ * separate connection.  Empty passwords and passwords with NUL are refused with
+ * DIR_E_INVALID_CREDENTIALS before anything reaches the wire. */
+int dir_authenticate(struct dir *d, const char *username, const char *password,
+		     size_t password_len, dir_profile_cb cb, void *arg);
+/* Profile without a password (certificate login).  DIR_E_NOT_FOUND when no entry
+ * or more than one matches; p->disabled is set for disabled/locked/expired. */
+int dir_lookup(struct dir *d, const char *username, dir_profile_cb cb, void *arg);
+int dir_change_password(struct dir *d, const char *username, const char *old_pw,
+			size_t old_len, const char *new_pw, size_t new_len,
+			dir_done_cb cb, void *arg);
+/* Users whose name, display name or email contains QUERY; paged (RFC 2696). */
+int dir_search_users(struct dir *d, const char *query, size_t limit, dir_users_cb cb, void *arg);
+int dir_list_groups(struct dir *d, size_t limit, dir_names_cb cb, void *arg);
+/* Every user matching FILTER (NULL: the configured user objects); paged. */
+int dir_list_users(struct dir *d, const char *filter, size_t limit, dir_users_cb cb, void *arg);
+
+/* Pure helpers, exposed for the tools and unit tests. */
+/* RFC 4515 escaping of an assertion value; *out is malloc'd.  Refuses NUL and
+ * invalid UTF-8 with DIR_E_BAD_REQUEST. */
+int dir_filter_escape(const char *in, size_t len, char **out);
+/* RFC 4514 escaping of an attribute value for use in a DN. */
+int dir_dn_escape(const char *in, size_t len, char **out);
+/* Whether NAME may be a directory username: 1..256 bytes of valid UTF-8 with no
+ * control characters and none of  " / \ [ ] : ; | = , + * ? < > ( )  NUL. */
+bool dir_username_valid(const char *name, size_t len);
+/* Maps an AD bind diagnostic ("... data 775, ...") to a dir_err. */
+int dir_ad_diag(const char *diagnostic);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * tls/ — certificates and GnuTLS.  Prefix: tls_.  Nothing outside tls/ includes
+ * <gnutls/...> for TLS sessions; callers see opaque sessions whose I/O never
+ * blocks: every call returns TLS_E_AGAIN when the transport would block, and the
+ * caller retries when its libuv handle reports readiness.
+ *
+ * Sections of this header are owned by separate source files:
+ *   session.c  — sessions (client and server), transports, verification
+ *   server.c   — the front-facing server credentials and client-cert checks
+ *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
+ */
+#ifndef DIRBRIDGE_TLS_H
+#define DIRBRIDGE_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum tls_err {
+	TLS_OK = 0,
+	TLS_E_AGAIN = -1,	/* would block: wait for the transport, call again */
+	TLS_E_VERIFY = -2,	/* peer certificate not trusted / wrong name */
+	TLS_E_CLOSED = -3,	/* peer closed the session */
+	TLS_E_PROTO = -4,	/* TLS protocol failure */
+	TLS_E_CONFIG = -5,	/* bad credentials / files */
+	TLS_E_NOMEM = -6,
+	TLS_E_IO = -7,		/* transport failure */
+};
+const char *tls_strerror(int err);
+
+/* Must be called once before any other tls_ function (gnutls_global_init). */
+int tls_global_init(void);
+
+/* ---- session.c: sessions ---------------------------------------------- */
+
+struct tls_sess;
+
+/* Transport for sessions not on a plain fd.  pull: bytes read, 0 at EOF, or -1
+ * with errno EAGAIN when nothing is buffered yet.  push: bytes taken or -1. */
+typedef ssize_t (*tls_push_fn)(void *ctx, const void *buf, size_t len);
+typedef ssize_t (*tls_pull_fn)(void *ctx, void *buf, size_t len);
+
+struct tls_client_opts {
+	const char *ca_file;	/* trust only these; never the system store */
+	const char *hostname;	/* checked against the certificate; also SNI */
+	const char *cert_file;	/* optional client certificate (SASL EXTERNAL) */
+	const char *key_file;
+	const char *alpn;	/* optional, e.g. "http/1.1" */
+};
+int tls_client_new(const struct tls_client_opts *o, struct tls_sess **out);
+
+/* Exactly one of these before tls_handshake(). */
+int tls_set_fd(struct tls_sess *s, int fd);	/* non-blocking socket */
+void tls_set_transport(struct tls_sess *s, void *ctx, tls_push_fn push, tls_pull_fn pull);
+
+/* 0 when the handshake is complete and, for clients, the server certificate
+ * verified (status zero, hostname matched); TLS_E_AGAIN; or a negative error
+ * with a reason available from tls_last_error(). */
+int tls_handshake(struct tls_sess *s);
+/* After TLS_E_AGAIN: whether the session waits to write (else to read). */
+bool tls_want_write(const struct tls_sess *s);
+/* >0 bytes, 0 at clean close, TLS_E_AGAIN, or a negative error. */
+ssize_t tls_recv(struct tls_sess *s, void *buf, size_t len);
+ssize_t tls_send(struct tls_sess *s, const void *buf, size_t len);
+/* Bytes already decrypted and buffered inside the session. */
+size_t tls_pending(const struct tls_sess *s);
+/* Sends close_notify without waiting for the peer's; then tls_free(). */
+void tls_bye(struct tls_sess *s);
+void tls_free(struct tls_sess *s);
+const char *tls_last_error(const struct tls_sess *s);
+/* Negotiated protocol, e.g. "TLS1.3", for logs. */
+const char *tls_version(const struct tls_sess *s);
+/* Security strength in bits (for SASL's external SSF). */
+unsigned tls_strength(const struct tls_sess *s);
+
+/* ---- server.c: the front-facing HTTPS server ------------------------------ */
+
+/* ---- pki.c: certificate lifecycle --------------------------------------- */
+
+#endif
