@@ -11,7 +11,10 @@ export ROOT BUILD TMP
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export SLAPD_DIR=$TMP/slapd SLAPD_PORT=${SLAPD_PORT:-3389} SLAPD_SPORT=${SLAPD_SPORT:-3636}
-export SAMBA_DIR=$TMP/samba
+# Developers running several suites at once may share one Samba (it needs the fixed
+# AD ports): REUSE_SAMBA=1 SAMBA_DIR=/path uses a running one and leaves it running.
+[ -n "${REUSE_SAMBA:-}" ] || SAMBA_DIR=$TMP/samba
+export SAMBA_DIR
 
 passed=0 failed=0
 count() {   # count FILE: PASS/FAIL lines and TAP ok/not ok lines
@@ -22,7 +25,7 @@ count() {   # count FILE: PASS/FAIL lines and TAP ok/not ok lines
 
 stop_servers() {
   DIR=$SLAPD_DIR "$ROOT/tests/servers/slapd.sh" stop >/dev/null 2>&1
-  DIR=$SAMBA_DIR "$ROOT/tests/servers/samba.sh" stop >/dev/null 2>&1
+  [ -n "${REUSE_SAMBA:-}" ] || DIR=$SAMBA_DIR "$ROOT/tests/servers/samba.sh" stop >/dev/null 2>&1
 }
 trap 'stop_servers; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
@@ -33,7 +36,9 @@ if DIR=$SLAPD_DIR PORT=$SLAPD_PORT SPORT=$SLAPD_SPORT "$ROOT/tests/servers/slapd
 else
   echo "FAIL slapd did not start" >"$TMP/servers.log"
 fi
-if [ -z "${NO_SAMBA:-}" ]; then
+if [ -n "${REUSE_SAMBA:-}" ]; then
+  echo "PASS samba AD DC reused from $SAMBA_DIR" >>"$TMP/servers.log"
+else
   if DIR=$SAMBA_DIR "$ROOT/tests/servers/samba.sh" start; then
     echo "PASS samba AD DC started" >>"$TMP/servers.log"
   else
