@@ -9,6 +9,7 @@ BUILD=$ROOT/${1:-build}
 TMP=$(mktemp -d /tmp/dirbridge-test.XXXXXX)
 export ROOT BUILD TMP
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export SLAPD_DIR=$TMP/slapd SLAPD_PORT=${SLAPD_PORT:-3389} SLAPD_SPORT=${SLAPD_SPORT:-3636}
 # Developers running several suites at once may share one Samba (it needs the fixed
