@@ -60,12 +60,15 @@ void tls_set_transport(struct tls_sess *s, void *ctx, tls_push_fn push, tls_pull
 int tls_handshake(struct tls_sess *s);
 /* After TLS_E_AGAIN: whether the session waits to write (else to read). */
 bool tls_want_write(const struct tls_sess *s);
-/* >0 bytes, 0 at clean close, TLS_E_AGAIN, or a negative error. */
+/* >0 bytes, 0 at clean close, TLS_E_AGAIN, or a negative error.  After
+ * TLS_E_AGAIN from tls_send() call it again with the same buffer and length;
+ * it may take fewer bytes than LEN (one record at most). */
 ssize_t tls_recv(struct tls_sess *s, void *buf, size_t len);
 ssize_t tls_send(struct tls_sess *s, const void *buf, size_t len);
 /* Bytes already decrypted and buffered inside the session. */
 size_t tls_pending(const struct tls_sess *s);
-/* Sends close_notify without waiting for the peer's; then tls_free(). */
+/* Sends close_notify without waiting for the peer's (best effort, one try);
+ * the caller still calls tls_free(). */
 void tls_bye(struct tls_sess *s);
 void tls_free(struct tls_sess *s);
 const char *tls_last_error(const struct tls_sess *s);

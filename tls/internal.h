@@ -1,0 +1,43 @@
+/*
+ * tls/ private header: only files under tls/ include it.  It lets server.c build
+ * server sessions that share session.c's I/O, transports and error mapping.
+ */
+#ifndef DIRBRIDGE_TLS_INTERNAL_H
+#define DIRBRIDGE_TLS_INTERNAL_H
+
+#include <gnutls/gnutls.h>
+
+#include "tls/tls.h"
+
+/* TLS 1.2 and 1.3 only, with RFC 5746 secure renegotiation required. */
+#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION"
+
+/* The priority cache built from TLS_PRIORITY by tls_global_init(). */
+gnutls_priority_t tls_priority(void);
+
+/* Called once when the handshake completes, before tls_handshake() returns 0;
+ * a negative return (a tls_err) fails the handshake.  Servers use it to check a
+ * client certificate; set the reason with tls_set_error(). */
+typedef int (*tls_post_handshake_fn)(struct tls_sess *s, void *arg);
+
+/*
+ * Wraps a configured session (credentials, priority, flags set; transport not
+ * yet) into a struct tls_sess, which owns GS from then on, also on failure.
+ * CRED, when not NULL, is freed by tls_free(); pass NULL for credentials shared
+ * between sessions.  Init GS with GNUTLS_NONBLOCK.
+ */
+int tls_sess_wrap(gnutls_session_t gs, gnutls_certificate_credentials_t cred,
+		  struct tls_sess **out);
+void tls_sess_set_post_handshake(struct tls_sess *s, tls_post_handshake_fn fn, void *arg);
+gnutls_session_t tls_sess_gnutls(const struct tls_sess *s);
+
+/* The one place GnuTLS codes become tls_err: RC >= 0 passes through; a failure
+ * records "OP: reason" as the session's last error. */
+int tls_map(struct tls_sess *s, int rc, const char *op);
+/* Records the reason for the last failure, shown by tls_last_error(). */
+void tls_set_error(struct tls_sess *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The verification status as text, e.g. "certificate signer not trusted". */
+void tls_status_text(unsigned status, char *buf, size_t size);
+
+#endif
