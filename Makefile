@@ -62,7 +62,8 @@ $(BUILD)/dirbridge: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard agent/*.c)) $(LIB
 # Each tool links its own objects, the module archive and, where it needs to
 # reuse agent code, nothing else: tools never include agent/.
 .SECONDEXPANSION:
-$(BUILD)/dirbridge-%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard tools/$$*/*.c)) $(LIB)
+tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/$(1)/*.c))
+$(BUILD)/dirbridge-%: $$(call tool_objs,$$*) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB)

@@ -8,6 +8,7 @@
  *   session.c  — sessions (client and server), transports, verification
  *   server.c   — the front-facing server credentials and client-cert checks
  *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
+ *   hub.c      — the reference hub's agent endpoint (dirbridge-hub)
  */
 #ifndef DIRBRIDGE_TLS_H
 #define DIRBRIDGE_TLS_H
@@ -80,5 +81,18 @@ unsigned tls_strength(const struct tls_sess *s);
 /* ---- server.c: the front-facing HTTPS server ------------------------------ */
 
 /* ---- pki.c: certificate lifecycle --------------------------------------- */
+
+/* ---- hub.c: the reference hub's agent endpoint --------------------------- */
+
+/* Server credentials for dirbridge-hub: a certificate chain and key (PEM), no
+ * client certificates (agents authenticate with a bearer token).  CA_FILE, when
+ * not NULL, is appended to the chain sent to agents.  ERR gets a one-line reason
+ * on failure. */
+struct tls_hub_creds;
+int tls_hub_creds_load(const char *cert_file, const char *key_file, const char *ca_file,
+		       struct tls_hub_creds **out, char *err, size_t errlen);
+void tls_hub_creds_free(struct tls_hub_creds *c);
+/* A server session on C (which must outlive it); set a transport next. */
+int tls_hub_server_new(struct tls_hub_creds *c, struct tls_sess **out);
 
 #endif

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Test-only WebSocket peer for the hub tests: a fake agent (client) or a fake
+hub (server), both over TLS, with just enough RFC 6455 framing to send hostile
+frames on purpose.  Standard library only.  Every operation has a timeout.
+
+  hub_ws.py agent HOST PORT CA TOKEN SCENARIO   (fake agent against dirbridge-hub)
+  hub_ws.py hub PORT CERT KEY SCENARIO          (fake hub for a real agent)
+
+Prints one line per observation; the shell script decides PASS/FAIL.
+"""
+import base64, hashlib, json, os, socket, ssl, struct, sys, time
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WS:
+    def __init__(self, sock, client):
+        self.s, self.client, self.buf = sock, client, b""
+
+    def _read(self, n):
+        while len(self.buf) < n:
+            d = self.s.recv(65536)
+            if not d:
+                raise EOFError("connection closed")
+            self.buf += d
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def send_frame(self, opcode, payload, fin=True, length=None):
+        n = len(payload) if length is None else length
+        hdr = bytes([(0x80 if fin else 0) | opcode])
+        mask = 0x80 if self.client else 0
+        if n < 126:
+            hdr += bytes([mask | n])
+        elif n < 65536:
+            hdr += bytes([mask | 126]) + struct.pack("!H", n)
+        else:
+            hdr += bytes([mask | 127]) + struct.pack("!Q", n)
+        if self.client:
+            key = os.urandom(4)
+            hdr += key
+            payload = _mask(payload, key)
+        self.s.sendall(hdr + payload)
+
+    def send_json(self, obj):
+        self.send_frame(1, json.dumps(obj).encode())
+
+    def recv_frame(self):
+        b0, b1 = self._read(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", self._read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", self._read(8))[0]
+        key = self._read(4) if b1 & 0x80 else None
+        data = self._read(n)
+        if key:
+            data = _mask(data, key)
+        return b0 & 0x80, b0 & 0x0F, data
+
+    def recv_msg(self):
+        """Next data message (opcode, bytes); answers pings, returns close as (8, payload)."""
+        parts, op = [], None
+        while True:
+            fin, opcode, data = self.recv_frame()
+            if opcode == 9:
+                self.send_frame(10, data)
+                continue
+            if opcode == 10:
+                continue
+            if opcode == 8:
+                return 8, data
+            if opcode != 0:
+                op = opcode
+            parts.append(data)
+            if fin:
+                return op, b"".join(parts)
+
+
+def _mask(payload, key):
+    if not payload:
+        return payload
+    whole = (key * (len(payload) // 4 + 1))[: len(payload)]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(whole, "big")).to_bytes(len(payload), "big")
+
+
+def connect_agent(host, port, ca, token, timeout=10):
+    ctx = ssl.create_default_context(cafile=ca)
+    raw = socket.create_connection((host, port), timeout=timeout)
+    s = ctx.wrap_socket(raw, server_hostname=host)
+    key = base64.b64encode(os.urandom(16)).decode()
+    req = ("GET /agent/v1 HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
+           % (host, port, key, token))
+    s.sendall(req.encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(4096)
+        if not d:
+            break
+        head += d
+    status = head.split(b"\r\n", 1)[0].decode(errors="replace")
+    ws = WS(s, True)
+    ws.buf = head.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in head else b""
+    if " 101 " in status:
+        want = base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+        if ("Sec-WebSocket-Accept: %s" % want).lower() not in head.decode().lower():
+            status = "bad accept"
+    return status, ws
+
+
+def closed_or_close(ws):
+    """True when the peer closes (close frame or EOF) within the timeout."""
+    try:
+        while True:
+            op, _ = ws.recv_msg()
+            if op == 8:
+                return True
+    except (EOFError, ConnectionError, ssl.SSLError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def fake_agent(host, port, ca, token, scenario):
+    status, ws = connect_agent(host, port, ca, token)
+    print("status", status)
+    if " 101 " not in status:
+        return
+    hello = {"type": "hello", "agent": "fake-" + scenario, "version": "0",
+             "capabilities": ["authenticate"], "public_url": "https://127.0.0.1:1"}
+    if scenario == "serve":
+        # Answers every request: ok for password "good", else invalid_credentials.
+        ws.send_json(hello)
+        ws.s.settimeout(120)
+        while True:
+            op, data = ws.recv_msg()
+            if op == 8:
+                print("closed")
+                return
+            m = json.loads(data)
+            if m.get("type") == "authenticate":
+                if m.get("password") == "good":
+                    ws.send_json({"type": "result", "id": m["id"], "ok": True,
+                                  "profile": {"username": m["username"], "groups": []}})
+                else:
+                    ws.send_json({"type": "result", "id": m["id"], "ok": False,
+                                  "error": "invalid_credentials"})
+            elif m.get("type") == "list_groups" and "silent" in sys.argv:
+                pass
+            else:
+                ws.send_json({"type": "result", "id": m.get("id", ""), "ok": False,
+                              "error": "bad_request"})
+        return
+    if scenario == "before-hello":
+        ws.send_json({"type": "result", "id": "1", "ok": True})
+    elif scenario == "bad-json":
+        ws.send_json(hello)
+        ws.send_frame(1, b"{not json")
+    elif scenario == "binary":
+        ws.send_json(hello)
+        ws.send_frame(2, b"\x00\x01\x02")
+    elif scenario == "huge":
+        ws.send_json(hello)
+        try:
+            ws.send_frame(1, b"x" * (10 << 20))
+        except (ConnectionError, ssl.SSLError):
+            pass
+    elif scenario == "missing-fields":
+        ws.send_json({"type": "hello"})
+    elif scenario == "wrong-types":
+        ws.send_json(dict(hello, agent=5))
+    elif scenario == "no-type":
+        ws.send_json(hello)
+        ws.send_json({"id": "1", "ok": True})
+    elif scenario == "bad-result":
+        ws.send_json(hello)
+        ws.send_json({"type": "result", "ok": "yes"})
+    ws.s.settimeout(10)
+    print("closed" if closed_or_close(ws) else "still-open")
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == "agent":
+        fake_agent(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
+    else:
+        sys.exit("unknown mode")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+/*
+ * dirbridge-hub private header: the reference identity hub.  agents.c owns the
+ * agent endpoint (WebSocket over TLS) and the routing of requests to agents,
+ * api.c the local JSON API, sessions.c the sign-in sessions, main.c the
+ * command line and the loop.
+ */
+#ifndef DIRBRIDGE_HUB_H
+#define DIRBRIDGE_HUB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <uv.h>
+
+#include "tls/tls.h"
+
+/* Limits.  Every queue and buffer the hub keeps is bounded by one of these. */
+#define HUB_MAX_AGENTS		64
+#define HUB_MAX_PENDING		1024	/* requests in flight per agent */
+#define HUB_MAX_API_CONNS	1024
+#define HUB_MAX_SESSIONS	10000
+#define HUB_SESSION_TTL_S	600
+#define HUB_REQUEST_TIMEOUT_S	30
+#define HUB_MAX_MSG		(8u << 20)	/* one WebSocket message from an agent */
+#define HUB_MAX_API_BODY	(64u << 10)
+#define HUB_MAX_LIMIT		5000	/* search_users / list_groups limit */
+#define HUB_PING_INTERVAL_S	15
+#define HUB_DEAD_AFTER_S	45	/* nothing received for this long: drop */
+#define HUB_HANDSHAKE_S		10	/* TLS + upgrade + hello */
+
+struct hub_agent;
+struct hub_req;
+struct api_conn;
+
+/* Called exactly once per request: with the agent's `result` message (borrowed,
+ * valid during the call) or with RESULT NULL and an error code (no_agent,
+ * directory_unavailable when the agent dropped, timeout). */
+typedef void (*hub_req_cb)(void *arg, json_t *result, const char *err);
+
+struct hub_session {
+	struct hub_session *next;
+	char id[33];
+	char agent[65];		/* the agent whose public_url it was given */
+	time_t created;
+	bool done;
+	json_t *login;		/* the agent's `login` message once done */
+};
+
+struct hub {
+	uv_loop_t *loop;
+	struct tls_hub_creds *creds;
+	uint8_t (*tokens)[32];	/* SHA-256 of every accepted token */
+	size_t n_tokens;
+	uv_tcp_t agent_listener;
+	uv_tcp_t api_listener;
+	uv_timer_t sweep;	/* request timeouts, session expiry, heartbeats */
+	uv_signal_t sigint, sigterm;
+	struct hub_agent *agents;	/* every connection, in any state */
+	size_t n_agents;
+	unsigned rr;		/* round-robin cursor over ready agents */
+	uint64_t next_req;
+	struct api_conn *api;
+	size_t n_api;
+	struct hub_session *sessions;
+	size_t n_sessions;
+	bool stopping;
+};
+
+/* agents.c */
+int hub_agents_listen(struct hub *h, const char *hostport);
+/* Sends MSG (which gets an `id`) to a ready agent, round robin.  0, or a
+ * negative errno (-ENOENT: no agent; -EBUSY: every agent at its limit) and CB is
+ * never called.  *OUT lets the caller cancel. */
+int hub_request(struct hub *h, json_t *msg, hub_req_cb cb, void *arg, struct hub_req **out);
+/* The caller lost interest: CB will not be called. */
+void hub_request_cancel(struct hub_req *r);
+/* A ready agent with a public_url, round robin; NULL when none. */
+const struct hub_agent *hub_pick_front(struct hub *h);
+const char *hub_agent_name(const struct hub_agent *a);
+const char *hub_agent_public_url(const struct hub_agent *a);
+json_t *hub_agents_json(const struct hub *h);
+/* Once a second: request deadlines, heartbeats, stalled handshakes. */
+void hub_agents_tick(struct hub *h, uint64_t now_ms);
+void hub_agents_close_all(struct hub *h);
+
+/* api.c */
+int hub_api_listen(struct hub *h, const char *hostport);
+void hub_api_close_all(struct hub *h);
+
+/* sessions.c */
+/* A new pending session bound to agent NAME; NULL when full. */
+struct hub_session *hub_session_new(struct hub *h, const char *agent);
+struct hub_session *hub_session_find(struct hub *h, const char *id);
+/* Handles an agent's `login` message; false when it names no pending session
+ * that agent created. */
+bool hub_session_login(struct hub *h, const char *agent, json_t *msg);
+void hub_sessions_tick(struct hub *h, time_t now);
+void hub_sessions_free(struct hub *h);
+
+/* main.c helpers shared by both endpoints. */
+int hub_parse_hostport(const char *text, struct sockaddr_storage *ss);
+/* 128 random bits as 32 lowercase hex digits. */
+int hub_random_hex(char out[33]);
+/* Whether TOKEN (LEN bytes) is one of --tokens-file, in constant time. */
+bool hub_token_ok(const struct hub *h, const char *token, size_t len);
+
+#endif
