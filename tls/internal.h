@@ -28,6 +28,9 @@ typedef int (*tls_post_handshake_fn)(struct tls_sess *s, void *arg);
  */
 int tls_sess_wrap(gnutls_session_t gs, gnutls_certificate_credentials_t cred,
 		  struct tls_sess **out);
+/* FN(ARG) runs in tls_free() after the GnuTLS session is gone: server.c drops
+ * its reference on a shared, refcounted credential set there. */
+void tls_sess_set_release(struct tls_sess *s, void (*fn)(void *arg), void *arg);
 void tls_sess_set_post_handshake(struct tls_sess *s, tls_post_handshake_fn fn, void *arg);
 gnutls_session_t tls_sess_gnutls(const struct tls_sess *s);
 

@@ -38,6 +38,8 @@ struct tls_sess {
 	tls_pull_fn pull;
 	tls_post_handshake_fn post;
 	void *post_arg;
+	void (*release)(void *arg);
+	void *release_arg;
 	char err[256];
 };
 
@@ -217,6 +219,12 @@ int tls_sess_wrap(gnutls_session_t gs, gnutls_certificate_credentials_t cred,
 	gnutls_session_set_ptr(gs, s);
 	*out = s;
 	return 0;
+}
+
+void tls_sess_set_release(struct tls_sess *s, void (*fn)(void *arg), void *arg)
+{
+	s->release = fn;
+	s->release_arg = arg;
 }
 
 void tls_sess_set_post_handshake(struct tls_sess *s, tls_post_handshake_fn fn, void *arg)
@@ -542,6 +550,8 @@ void tls_free(struct tls_sess *s)
 	gnutls_deinit(s->gs);
 	if (s->cred)
 		gnutls_certificate_free_credentials(s->cred);
+	if (s->release)
+		s->release(s->release_arg);
 	explicit_bzero(s, sizeof *s);
 	free(s);
 }

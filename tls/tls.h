@@ -80,6 +80,63 @@ unsigned tls_strength(const struct tls_sess *s);
 
 /* ---- server.c: the front-facing HTTPS server ------------------------------ */
 
+/*
+ * A server context holds the current credential set (server certificate and
+ * chain, key, client CA set, CRL) and the session-ticket master key.  Sessions
+ * hold a reference to the set they started with, so a reload never disturbs
+ * open connections; only new handshakes see the new set.
+ */
+struct tls_server;
+
+struct tls_server_files {
+	const char *cert_file;		/* server certificate followed by its chain */
+	const char *key_file;
+	const char *client_ca_file;	/* the only trust for client certificates */
+	const char *crl_file;		/* NULL: no CRL */
+};
+
+/* Which certificate field names the directory user. */
+enum tls_certname { TLS_CERTNAME_CN, TLS_CERTNAME_UPN, TLS_CERTNAME_EMAIL };
+
+/* On failure ERR gets a one-line reason naming the file. */
+int tls_server_new(const struct tls_server_files *f, struct tls_server **out,
+		   char *err, size_t errlen);
+/* Loads every file anew; on any error keeps the old set and returns the reason. */
+int tls_server_reload(struct tls_server *srv, const struct tls_server_files *f,
+		      char *err, size_t errlen);
+void tls_server_free(struct tls_server *srv);
+/* Hex serial of the current server certificate, for logs. */
+const char *tls_server_serial(const struct tls_server *srv);
+
+/* A server session on the current set.  REQUEST_CERT is decided by the caller
+ * from the TCP peer address before the handshake; without it no
+ * CertificateRequest is ever sent.  Use tls_set_transport() next. */
+int tls_server_session(struct tls_server *srv, bool request_cert, struct tls_sess **out);
+
+/* The outcome of the client-certificate checks of one handshake. */
+struct tls_client_cert {
+	bool present;		/* the client sent a certificate */
+	char username[257];	/* set only when every check passed */
+	char serial[80];	/* hex; set whenever a certificate was parsed */
+	char issuer[512];	/* RFC 4514 DN */
+	char sha256[65];	/* hex fingerprint of the leaf (DER) */
+	char reason[192];	/* why the certificate was refused */
+};
+
+/*
+ * After a completed handshake: 0 when the peer presented a certificate that
+ * chains to the client CA set, passes the CRL, is within validity, carries EKU
+ * clientAuth and names exactly one user by HOW (a CN without NUL, or one UPN /
+ * rfc822Name).  TLS_E_VERIFY with c->reason otherwise (c->present tells whether
+ * there was a certificate at all).  Nothing is cached: a resumed session is
+ * checked again against the current CRL.  The caller still validates the name
+ * against the directory.
+ */
+int tls_server_client_cert(struct tls_sess *s, enum tls_certname how,
+			   struct tls_client_cert *c);
+/* Whether the session was resumed from a ticket. */
+bool tls_server_resumed(const struct tls_sess *s);
+
 /* ---- pki.c: certificate lifecycle --------------------------------------- */
 
 /* ---- hub.c: the reference hub's agent endpoint --------------------------- */
