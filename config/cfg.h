@@ -72,6 +72,7 @@ struct cfg {
 		bool present;
 		char **listen;		/* "HOST:PORT" or "[V6]:PORT" */
 		size_t n_listen;
+		struct sockaddr_storage *listen_addrs;	/* listen[i], parsed */
 		char *public_url;
 		char *cert_file;
 		char *key_file;
@@ -84,6 +85,9 @@ struct cfg {
 	struct {
 		bool present;
 		char *url;		/* wss://HOST[:PORT]/PATH */
+		char *host;		/* parts of url: HOST (no brackets), */
+		uint16_t port;		/* PORT (443 when absent) */
+		char *path;		/* and /PATH */
 		char *token_file;
 		char *ca_file;
 	} hub;
@@ -98,15 +102,20 @@ int cfg_load(const char *path, unsigned need, struct cfg **out, FILE *err);
 void cfg_free(struct cfg *cfg);
 
 /* CIDR text ("10.0.0.0/8", "2001:db8::/32", or a bare address meaning /32 or
- * /128).  Strict: no leading zeros in IPv4 octets, prefix within the family. */
+ * /128).  Strict: no leading zeros in IPv4 octets or the prefix, prefix within
+ * the family.  Returns 0; -EINVAL when malformed; -ERANGE when the prefix is too
+ * long for the family; -EDOM when bits beyond the prefix are set, in which case
+ * OUT holds the range with them cleared (to suggest "did you mean ..."). */
 int cfg_range_parse(const char *text, struct cfg_range *out);
 /* Whether SA (AF_INET or AF_INET6, IPv4-mapped IPv6 matching IPv4 ranges) lies
  * in any of the N ranges. */
 bool cfg_ranges_match(const struct cfg_range *ranges, size_t n, const struct sockaddr *sa);
 
 /*
- * Reads a secret file (first line, without its newline) into locked memory.
- * Refuses files readable by group or others.  Free with cfg_secret_free(),
+ * Reads a secret file (first line, without its newline or a trailing CR) into
+ * locked, non-dumpable memory (locking is best effort under RLIMIT_MEMLOCK).
+ * Refuses files accessible by group or others, empty first lines, lines over
+ * 4096 bytes and NUL bytes; the message in ERRBUF never contains the secret.  Free with cfg_secret_free(),
  * which wipes it.  Returns 0 or a negative errno; ERRBUF gets a message.
  */
 int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);

@@ -9,6 +9,7 @@
  *   server.c   — the front-facing server credentials and client-cert checks
  *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
  *   hub.c      — the reference hub's agent endpoint (dirbridge-hub)
+ *   check.c    — configuration checks on certificate, key, CA and CRL files
  */
 #ifndef DIRBRIDGE_TLS_H
 #define DIRBRIDGE_TLS_H
@@ -136,6 +137,18 @@ int tls_server_client_cert(struct tls_sess *s, enum tls_certname how,
 			   struct tls_client_cert *c);
 /* Whether the session was resumed from a ticket. */
 bool tls_server_resumed(const struct tls_sess *s);
+
+/* ---- check.c: configuration checks ---------------------------------------- */
+
+/* Each returns 0 or TLS_E_CONFIG with one sentence in ERRBUF naming the file,
+ * what is wrong and how to fix it.  Key material read is wiped. */
+/* The chain in CERT_FILE parses (leaf first, each issuer after it), the key in
+ * KEY_FILE parses unencrypted, and it is the key of the leaf certificate. */
+int tls_check_keypair(const char *cert_file, const char *key_file, char *errbuf, size_t errlen);
+/* CA_FILE holds at least one certificate (PEM, or one DER certificate). */
+int tls_check_ca_file(const char *ca_file, char *errbuf, size_t errlen);
+/* CRL_FILE holds at least one CRL; with CA_FILE, each is signed by one of its CAs. */
+int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, size_t errlen);
 
 /* ---- pki.c: certificate lifecycle --------------------------------------- */
 
