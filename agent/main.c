@@ -1,15 +1,78 @@
-/* dirbridge — the agent daemon. */
+/* dirbridge — the agent daemon: command line, then the loop in agent.c. */
+#include <getopt.h>
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
+#include "agent/agent.h"
 #include "config/cfg.h"
+
+#define DEFAULT_CONFIG "/etc/dirbridge/agent.ini"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: dirbridge [-n] [-c FILE]\n"
+		"  -c FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -n         check the configuration and its files, print `configuration ok`\n"
+		"             or every error, and exit\n"
+		"  -h         show this help\n"
+		"  --version  show the version\n"
+		"Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n");
+}
 
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		printf("dirbridge %s\n", DIRBRIDGE_VERSION);
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_CONFIG;
+	bool check_only = false;
+	struct cfg *cfg;
+	int opt, rc;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":c:nh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("dirbridge %s\n", DIRBRIDGE_VERSION);
+			return 0;
+		case ':':
+			fprintf(stderr, "dirbridge: option %s needs an argument; see dirbridge -h\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "dirbridge: unknown option %s; see dirbridge -h\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dirbridge: unexpected argument '%s'; see dirbridge -h\n", argv[optind]);
+		return 2;
+	}
+
+	rc = cfg_load(path, CFG_NEED_ALL, &cfg, stderr);
+	if (rc < 0)
+		return 2;
+	if (check_only) {
+		cfg_free(cfg);
+		puts("configuration ok");
 		return 0;
 	}
-	fprintf(stderr, "usage: dirbridge [-n] -c FILE\n");
-	return 2;
+	cfg_log_init(cfg->agent.log_level);
+	/* agent_run owns the config from here: a reload replaces and frees it. */
+	return agent_run(cfg) < 0 ? 1 : 0;
 }

@@ -1,0 +1,184 @@
+/*
+ * The agent's main loop; see agent.h.  Parts are started in agent_start(),
+ * reconfigured in agent_apply() and stopped in agent_stop(); each part added
+ * later gets one line in each of the three.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "agent/agent.h"
+
+static void set_state(struct agent *a, enum agent_state state)
+{
+	static const char *const names[] = { "starting", "running", "stopping" };
+
+	cfg_log(CFG_LOG_DEBUG, "agent %s -> %s", names[a->state], names[state]);
+	a->state = state;
+}
+
+/*
+ * Drops root for the configured user once everything that needs root (ports
+ * below 1024) is set up.  Files read on reload must then be readable by that
+ * user, which is how a packaged install lays them out anyway.
+ */
+static int drop_privileges(const struct cfg *cfg)
+{
+	const struct passwd *pw;
+
+	if (geteuid() != 0 || !cfg->agent.user)
+		return 0;
+	pw = getpwnam(cfg->agent.user);
+	if (!pw) {
+		cfg_log(CFG_LOG_ERROR, "cannot drop privileges: no user %s", cfg->agent.user);
+		return -ENOENT;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		int e = errno;
+
+		cfg_log(CFG_LOG_ERROR, "cannot drop privileges to %s: %s", cfg->agent.user, strerror(e));
+		return -e;
+	}
+	/* Regaining root must be impossible, not merely unattempted. */
+	if (setuid(0) == 0) {
+		cfg_log(CFG_LOG_ERROR, "dropping privileges to %s did not stick", cfg->agent.user);
+		return -EPERM;
+	}
+	cfg_log(CFG_LOG_INFO, "running as user %s", cfg->agent.user);
+	return 0;
+}
+
+/*
+ * Makes NEXT the configuration every part uses.  Called with a config that
+ * passed every check; parts that cannot follow a change at runtime (listen
+ * addresses, the user) keep their old setting and say so.
+ */
+static void agent_apply(struct agent *a, struct cfg *next)
+{
+	struct cfg *prev = a->cfg;
+
+	if (prev->agent.user != next->agent.user &&
+	    (!prev->agent.user || !next->agent.user || strcmp(prev->agent.user, next->agent.user)))
+		cfg_log(CFG_LOG_WARN, "[agent] user changes only at restart");
+	cfg_log_set_level(next->agent.log_level);
+	a->cfg = next;
+	cfg_free(prev);
+}
+
+static void agent_reload(struct agent *a)
+{
+	struct cfg *next = NULL;
+	char *text = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *errs = open_memstream(&text, &len);
+	int rc;
+
+	sd_notify(0, "RELOADING=1");
+	cfg_log(CFG_LOG_INFO, "reloading %s", a->cfg->path);
+	rc = cfg_load(a->cfg->path, CFG_NEED_ALL, &next, errs ? errs : stderr);
+	if (errs)
+		fclose(errs);
+	/* Every problem is logged as its own line; cfg_load already prefixed each
+	 * with the program name, which the logger adds again. */
+	for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "dirbridge: ", 11) == 0)
+			line += 11;
+		cfg_log(rc < 0 ? CFG_LOG_ERROR : CFG_LOG_WARN, "%s", line);
+	}
+	free(text);
+	if (rc < 0) {
+		cfg_log(CFG_LOG_ERROR, "reload refused; still serving with the previous configuration");
+	} else {
+		agent_apply(a, next);
+		a->reloads++;
+		cfg_log(CFG_LOG_INFO, "configuration reloaded");
+	}
+	sd_notify(0, "READY=1");
+}
+
+static void on_close(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void agent_stop(struct agent *a)
+{
+	if (a->state == AGENT_STOPPING)
+		return;
+	set_state(a, AGENT_STOPPING);
+	sd_notify(0, "STOPPING=1");
+	cfg_log(CFG_LOG_INFO, "stopping");
+	/* The loop ends once the last handle has closed. */
+	uv_close((uv_handle_t *)&a->sig_term, on_close);
+	uv_close((uv_handle_t *)&a->sig_int, on_close);
+	uv_close((uv_handle_t *)&a->sig_hup, on_close);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct agent *a = h->data;
+
+	if (signum == SIGHUP && a->state == AGENT_RUNNING)
+		agent_reload(a);
+	else if (signum == SIGTERM || signum == SIGINT)
+		agent_stop(a);
+}
+
+static int start_signal(struct agent *a, uv_signal_t *h, int signum)
+{
+	int rc = uv_signal_init(&a->loop, h);
+
+	h->data = a;
+	if (rc == 0)
+		rc = uv_signal_start(h, on_signal, signum);
+	return rc;
+}
+
+static int agent_start(struct agent *a)
+{
+	int rc;
+
+	/* A peer closing mid-write must be an error code, not the end of the process. */
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
+	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
+	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
+		cfg_log(CFG_LOG_ERROR, "cannot watch signals: %s", uv_strerror(rc));
+		return rc;
+	}
+	if ((rc = drop_privileges(a->cfg)) < 0)
+		return rc;
+	set_state(a, AGENT_RUNNING);
+	sd_notify(0, "READY=1");
+	cfg_log(CFG_LOG_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,
+		DIRBRIDGE_VERSION);
+	return 0;
+}
+
+int agent_run(struct cfg *cfg)
+{
+	struct agent a = { .cfg = cfg, .state = AGENT_STARTING };
+	int rc = uv_loop_init(&a.loop);
+
+	if (rc < 0) {
+		cfg_log(CFG_LOG_ERROR, "cannot create the event loop: %s", uv_strerror(rc));
+		cfg_free(cfg);
+		return rc;
+	}
+	rc = agent_start(&a);
+	if (rc < 0)
+		agent_stop(&a);
+	uv_run(&a.loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&a.loop) != 0)
+		cfg_log(CFG_LOG_ERROR, "handles left open at exit");
+	cfg_free(a.cfg);
+	return rc;
+}

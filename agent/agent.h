@@ -1,0 +1,35 @@
+/*
+ * agent/ — the daemon's private header: one struct agent owns the loop, the
+ * current configuration and every long-lived part (signals now; the directory,
+ * the HTTPS front and the tunnel as they are added).  Prefix: agent_.
+ *
+ * Lifecycle: agent_run() starts every part, runs the loop until a stop signal,
+ * and returns once every handle is closed.  SIGHUP calls agent_reload(), which
+ * swaps in a new struct cfg only when it loaded without a single error.
+ */
+#ifndef DIRBRIDGE_AGENT_H
+#define DIRBRIDGE_AGENT_H
+
+#include <uv.h>
+
+#include "config/cfg.h"
+
+enum agent_state {
+	AGENT_STARTING,
+	AGENT_RUNNING,
+	AGENT_STOPPING,		/* handles are closing; the loop ends when they are */
+};
+
+struct agent {
+	uv_loop_t loop;
+	struct cfg *cfg;	/* owned; replaced as a whole on reload */
+	enum agent_state state;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	unsigned reloads;	/* successful reloads, for logs and tests */
+};
+
+/* Runs the agent on CFG (taking ownership) until SIGTERM or SIGINT.  Returns 0
+ * after a clean stop, or a negative errno when it could not start. */
+int agent_run(struct cfg *cfg);
+
+#endif
