@@ -1,0 +1,240 @@
+/* Pure helpers of ldap/: wire names, escaping, name checks, AD diagnostics. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ldap/dir.h"
+#include "ldap/internal.h"
+
+const char *dir_code(int err)
+{
+	switch (err) {
+	case DIR_OK: return "ok";
+	case DIR_E_INVALID_CREDENTIALS: return "invalid_credentials";
+	case DIR_E_ACCOUNT_DISABLED: return "account_disabled";
+	case DIR_E_ACCOUNT_LOCKED: return "account_locked";
+	case DIR_E_ACCOUNT_EXPIRED: return "account_expired";
+	case DIR_E_PASSWORD_EXPIRED: return "password_expired";
+	case DIR_E_PASSWORD_MUST_CHANGE: return "password_must_change";
+	case DIR_E_UNAVAILABLE: return "directory_unavailable";
+	case DIR_E_BAD_REQUEST: return "bad_request";
+	case DIR_E_PASSWORD_POLICY: return "password_policy";
+	case DIR_E_NOT_FOUND: return "not_found";
+	default: return "internal";
+	}
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at S (at most LEFT bytes), or 0 when
+ * it is not one: overlong forms, surrogates and code points above U+10FFFF are
+ * refused, as RFC 3629 requires.  *CP receives the code point.
+ */
+size_t dir_utf8_next(const unsigned char *s, size_t left, uint32_t *cp)
+{
+	uint32_t c = s[0], min;
+	size_t n, i;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	} else if ((c & 0xe0) == 0xc0) {
+		n = 2; c &= 0x1f; min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		n = 3; c &= 0x0f; min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		n = 4; c &= 0x07; min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (left < n)
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+bool dir_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+	uint32_t cp;
+
+	while (i < len) {
+		n = dir_utf8_next(p + i, len - i, &cp);
+		if (n == 0 || cp == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+int dir_filter_escape(const char *in, size_t len, char **out)
+{
+	size_t i, o = 0;
+	char *buf;
+
+	*out = NULL;
+	if (!in || !dir_utf8_valid(in, len))
+		return DIR_E_BAD_REQUEST;
+	/* Every byte grows to at most three, so one allocation suffices. */
+	if (len > (SIZE_MAX - 1) / 3)
+		return DIR_E_BAD_REQUEST;
+	buf = malloc(len * 3 + 1);
+	if (!buf)
+		return DIR_E_INTERNAL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '*' || c == '(' || c == ')' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = hexdig[c >> 4];
+			buf[o++] = hexdig[c & 15];
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int dir_dn_escape(const char *in, size_t len, char **out)
+{
+	size_t i, o = 0;
+	char *buf;
+
+	*out = NULL;
+	if (!in || len > (SIZE_MAX - 1) / 3)
+		return DIR_E_BAD_REQUEST;
+	/* NUL is legal in a DN value when escaped, so only UTF-8 form is checked
+	 * here; dir_utf8_valid() also refuses NUL, hence the explicit walk. */
+	for (i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = dir_utf8_next((const unsigned char *)in + i, len - i, &cp);
+
+		if (n == 0)
+			return DIR_E_BAD_REQUEST;
+		i += n;
+	}
+	buf = malloc(len * 3 + 1);
+	if (!buf)
+		return DIR_E_INTERNAL;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == 0) {
+			memcpy(buf + o, "\\00", 3);
+			o += 3;
+		} else if (c == ',' || c == '+' || c == '"' || c == '\\' || c == '<' ||
+			   c == '>' || c == ';' || c == '=' ||
+			   (i == 0 && (c == ' ' || c == '#')) ||
+			   (i == len - 1 && c == ' ')) {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o] = '\0';
+	*out = buf;
+	return 0;
+}
+
+bool dir_username_valid(const char *name, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t i = 0, n;
+	uint32_t cp;
+
+	if (!name || len == 0 || len > 256)
+		return false;
+	while (i < len) {
+		n = dir_utf8_next(p + i, len - i, &cp);
+		if (n == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+			return false;
+		if (cp < 0x80 && strchr("\"/\\[]:;|=,+*?<>()", (int)cp))
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+/*
+ * AD appends "data XXX" (hex) to the diagnostic of a failed bind, e.g.
+ * "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error,
+ * data 775, v4563".  Codes 530 (logon hours) and 531 (workstation) are
+ * restrictions an administrator placed on the account, so they map to
+ * account_disabled: the user cannot fix them and must not be told to retry.
+ */
+int dir_ad_diag(const char *diagnostic)
+{
+	const char *p;
+	unsigned long code;
+	char *end;
+
+	if (!diagnostic)
+		return DIR_E_INVALID_CREDENTIALS;
+	for (p = strstr(diagnostic, "data "); p; p = strstr(p + 1, "data ")) {
+		code = strtoul(p + 5, &end, 16);
+		if (end == p + 5 || (*end != ',' && *end != '\0' && *end != ' '))
+			continue;
+		switch (code) {
+		case 0x52e: case 0x525: return DIR_E_INVALID_CREDENTIALS;
+		case 0x530: case 0x531: case 0x533: return DIR_E_ACCOUNT_DISABLED;
+		case 0x532: return DIR_E_PASSWORD_EXPIRED;
+		case 0x701: return DIR_E_ACCOUNT_EXPIRED;
+		case 0x773: return DIR_E_PASSWORD_MUST_CHANGE;
+		case 0x775: return DIR_E_ACCOUNT_LOCKED;
+		default: return DIR_E_INVALID_CREDENTIALS;
+		}
+	}
+	return DIR_E_INVALID_CREDENTIALS;
+}
+
+/* UTF-8 to UTF-16LE for AD's unicodePwd; refuses invalid UTF-8 and NUL. */
+int dir_utf16le(const char *in, size_t len, unsigned char **out, size_t *out_len)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	unsigned char *buf;
+	size_t i = 0, o = 0, n;
+	uint32_t cp;
+
+	*out = NULL;
+	*out_len = 0;
+	if (len > SIZE_MAX / 4)
+		return DIR_E_BAD_REQUEST;
+	buf = malloc(len * 4 + 4);
+	if (!buf)
+		return DIR_E_INTERNAL;
+	while (i < len) {
+		n = dir_utf8_next(p + i, len - i, &cp);
+		if (n == 0 || cp == 0) {
+			explicit_bzero(buf, len * 4 + 4);
+			free(buf);
+			return DIR_E_BAD_REQUEST;
+		}
+		i += n;
+		if (cp >= 0x10000) {
+			uint32_t v = cp - 0x10000, hi = 0xd800 | (v >> 10), lo = 0xdc00 | (v & 0x3ff);
+
+			buf[o++] = (unsigned char)(hi & 0xff);
+			buf[o++] = (unsigned char)(hi >> 8);
+			buf[o++] = (unsigned char)(lo & 0xff);
+			buf[o++] = (unsigned char)(lo >> 8);
+		} else {
+			buf[o++] = (unsigned char)(cp & 0xff);
+			buf[o++] = (unsigned char)(cp >> 8);
+		}
+	}
+	*out = buf;
+	*out_len = o;
+	return 0;
+}
