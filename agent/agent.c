@@ -15,6 +15,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent/agent.h"
+#include "agent/https.h"
 
 static void set_state(struct agent *a, enum agent_state state)
 {
@@ -56,21 +57,43 @@ static int drop_privileges(const struct cfg *cfg)
 	return 0;
 }
 
+/* The directory holds a pointer to the config it was opened with, so a
+ * replaced config is freed only once its directory has closed. */
+static void free_cfg(void *arg)
+{
+	cfg_free(arg);
+}
+
 /*
  * Makes NEXT the configuration every part uses.  Called with a config that
  * passed every check; parts that cannot follow a change at runtime (listen
- * addresses, the user) keep their old setting and say so.
+ * addresses, the user) keep their old setting and say so.  Returns 0, or a
+ * negative errno when a part refused NEXT: then nothing changed.
  */
-static void agent_apply(struct agent *a, struct cfg *next)
+static int agent_apply(struct agent *a, struct cfg *next)
 {
 	struct cfg *prev = a->cfg;
+	struct dir *dir = NULL;
+	int rc;
 
 	if (prev->agent.user != next->agent.user &&
 	    (!prev->agent.user || !next->agent.user || strcmp(prev->agent.user, next->agent.user)))
 		cfg_log(CFG_LOG_WARN, "[agent] user changes only at restart");
+	/* Certificates first: a set that does not load refuses the whole reload,
+	 * and the HTTPS server keeps its current one. */
+	if ((rc = https_reload(a->https, next)) < 0)
+		return rc;
+	if ((rc = dir_open(&a->loop, next, &dir)) < 0) {
+		cfg_log(CFG_LOG_ERROR, "cannot open the directory with the new configuration");
+		https_reload(a->https, prev);
+		return rc;
+	}
+	https_set_dir(a->https, dir);
+	dir_close(a->dir, free_cfg, prev);
+	a->dir = dir;
 	cfg_log_set_level(next->agent.log_level);
 	a->cfg = next;
-	cfg_free(prev);
+	return 0;
 }
 
 static void agent_reload(struct agent *a)
@@ -94,10 +117,11 @@ static void agent_reload(struct agent *a)
 		cfg_log(rc < 0 ? CFG_LOG_ERROR : CFG_LOG_WARN, "%s", line);
 	}
 	free(text);
+	if (rc == 0 && (rc = agent_apply(a, next)) < 0)
+		cfg_free(next);
 	if (rc < 0) {
 		cfg_log(CFG_LOG_ERROR, "reload refused; still serving with the previous configuration");
 	} else {
-		agent_apply(a, next);
 		a->reloads++;
 		cfg_log(CFG_LOG_INFO, "configuration reloaded");
 	}
@@ -109,6 +133,16 @@ static void on_close(uv_handle_t *h)
 	(void)h;
 }
 
+static void on_https_stopped(void *arg)
+{
+	struct agent *a = arg;
+
+	a->https = NULL;
+	if (a->dir)
+		dir_close(a->dir, NULL, NULL);
+	a->dir = NULL;
+}
+
 static void agent_stop(struct agent *a)
 {
 	if (a->state == AGENT_STOPPING)
@@ -116,6 +150,11 @@ static void agent_stop(struct agent *a)
 	set_state(a, AGENT_STOPPING);
 	sd_notify(0, "STOPPING=1");
 	cfg_log(CFG_LOG_INFO, "stopping");
+	/* In-flight requests finish (bounded) before the directory goes. */
+	if (a->https)
+		https_stop(a->https, on_https_stopped, a);
+	else if (a->dir)
+		dir_close(a->dir, NULL, NULL);
 	/* The loop ends once the last handle has closed. */
 	uv_close((uv_handle_t *)&a->sig_term, on_close);
 	uv_close((uv_handle_t *)&a->sig_int, on_close);
@@ -154,6 +193,17 @@ static int agent_start(struct agent *a)
 		cfg_log(CFG_LOG_ERROR, "cannot watch signals: %s", uv_strerror(rc));
 		return rc;
 	}
+	if ((rc = tls_global_init()) < 0) {
+		cfg_log(CFG_LOG_ERROR, "cannot initialize GnuTLS: %s", tls_strerror(rc));
+		return rc;
+	}
+	if ((rc = dir_open(&a->loop, a->cfg, &a->dir)) < 0) {
+		cfg_log(CFG_LOG_ERROR, "cannot open the directory: %s", dir_code(rc));
+		return rc;
+	}
+	/* Listeners are bound before privileges are dropped. */
+	if ((rc = https_start(&a->loop, a->cfg, a->dir, &a->https)) < 0)
+		return rc;
 	if ((rc = drop_privileges(a->cfg)) < 0)
 		return rc;
 	set_state(a, AGENT_RUNNING);

@@ -13,6 +13,9 @@
 #include <uv.h>
 
 #include "config/cfg.h"
+#include "ldap/dir.h"
+
+struct https;
 
 enum agent_state {
 	AGENT_STARTING,
@@ -26,6 +29,8 @@ struct agent {
 	enum agent_state state;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	unsigned reloads;	/* successful reloads, for logs and tests */
+	struct dir *dir;	/* the directory on the current cfg */
+	struct https *https;	/* the front-facing server */
 };
 
 /* Runs the agent on CFG (taking ownership) until SIGTERM or SIGINT.  Returns 0

@@ -1,0 +1,413 @@
+/*
+ * The front-facing server's content: buffers, form decoding, CSRF tokens, the
+ * sign-in pages and the metrics text.  No I/O here; https.c drives it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include "agent/https.h"
+
+/* ---- buffers -------------------------------------------------------------- */
+
+static int buf_reserve(struct buf *b, size_t more)
+{
+	size_t cap;
+	char *p;
+
+	if (more <= b->cap - b->len)
+		return 0;
+	if (more > SIZE_MAX / 2 - b->len)
+		return -ENOMEM;
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len < more)
+		cap *= 2;
+	/* No realloc: the old block may hold a password and must be wiped. */
+	p = malloc(cap);
+	if (!p)
+		return -ENOMEM;
+	if (b->p) {
+		memcpy(p, b->p, b->len);
+		explicit_bzero(b->p, b->cap);
+		free(b->p);
+	}
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int buf_add(struct buf *b, const void *data, size_t len)
+{
+	if (buf_reserve(b, len + 1) < 0)
+		return -ENOMEM;
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+	return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_reserve(b, (size_t)n + 1) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int buf_html(struct buf *b, const char *text)
+{
+	const char *p;
+	int ret = 0;
+
+	for (p = text; *p && ret == 0; p++) {
+		switch (*p) {
+		case '&': ret = buf_add(b, "&amp;", 5); break;
+		case '<': ret = buf_add(b, "&lt;", 4); break;
+		case '>': ret = buf_add(b, "&gt;", 4); break;
+		case '"': ret = buf_add(b, "&quot;", 6); break;
+		case '\'': ret = buf_add(b, "&#39;", 5); break;
+		default: ret = buf_add(b, p, 1); break;
+		}
+	}
+	return ret;
+}
+
+void buf_wipe(struct buf *b)
+{
+	if (b->p) {
+		explicit_bzero(b->p, b->cap);
+		free(b->p);
+	}
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ---- forms ---------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes one urlencoded component into a new string; NUL is refused. */
+static int urldecode(const char *in, size_t len, char **out, size_t *outlen)
+{
+	char *o = malloc(len + 1);
+	size_t i, n = 0;
+
+	if (!o)
+		return -ENOMEM;
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (c == '+') {
+			c = ' ';
+		} else if (c == '%') {
+			int hi, lo;
+
+			if (i + 2 >= len)
+				goto bad;
+			hi = hexval(in[i + 1]);
+			lo = hexval(in[i + 2]);
+			if (hi < 0 || lo < 0)
+				goto bad;
+			c = (char)(hi << 4 | lo);
+			i += 2;
+		}
+		if (c == '\0')
+			goto bad;
+		o[n++] = c;
+	}
+	o[n] = '\0';
+	*out = o;
+	if (outlen)
+		*outlen = n;
+	return 0;
+bad:
+	explicit_bzero(o, len + 1);
+	free(o);
+	return -EINVAL;
+}
+
+int form_get(const char *form, size_t len, const char *name, char **out, size_t *outlen)
+{
+	size_t nlen = strlen(name), i = 0;
+
+	*out = NULL;
+	while (i < len) {
+		const char *pair = form + i;
+		const char *end = memchr(pair, '&', len - i);
+		size_t plen = end ? (size_t)(end - pair) : len - i;
+		const char *eq = memchr(pair, '=', plen);
+
+		if (eq && (size_t)(eq - pair) == nlen && memcmp(pair, name, nlen) == 0)
+			return urldecode(eq + 1, plen - nlen - 1, out, outlen);
+		i += plen + 1;
+	}
+	return -ENOENT;
+}
+
+bool session_id_valid(const char *id)
+{
+	size_t n = 0;
+
+	for (; id[n]; n++) {
+		char c = id[n];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return n >= 1 && n <= 128;
+}
+
+/* ---- CSRF tokens ---------------------------------------------------------- */
+
+/* A form is good for this long; a user who leaves it open longer gets the
+ * form again with a notice, never a login. */
+#define CSRF_TTL_S (20 * 60)
+
+static unsigned char csrf_key[32];
+
+int csrf_init(void)
+{
+	return gnutls_rnd(GNUTLS_RND_KEY, csrf_key, sizeof(csrf_key)) < 0 ? -EIO : 0;
+}
+
+static int csrf_mac(const char *session, long long expiry, char hexout[65])
+{
+	unsigned char mac[32];
+	char msg[160];
+	int n, i;
+
+	n = snprintf(msg, sizeof(msg), "%s\n%lld", session, expiry);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return -EINVAL;
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, csrf_key, sizeof(csrf_key), msg, (size_t)n, mac) < 0)
+		return -EIO;
+	for (i = 0; i < 32; i++)
+		snprintf(hexout + 2 * i, 3, "%02x", mac[i]);
+	return 0;
+}
+
+int csrf_make(const char *session, char *out, size_t outlen)
+{
+	long long expiry = (long long)time(NULL) + CSRF_TTL_S;
+	char mac[65];
+	int n;
+
+	if (csrf_mac(session, expiry, mac) < 0)
+		return -EINVAL;
+	n = snprintf(out, outlen, "%lld.%s", expiry, mac);
+	return n < 0 || (size_t)n >= outlen ? -ENOSPC : 0;
+}
+
+bool csrf_check(const char *session, const char *token)
+{
+	char mac[65], *end;
+	long long expiry;
+	unsigned diff = 0;
+	size_t i;
+
+	errno = 0;
+	expiry = strtoll(token, &end, 10);
+	if (errno || end == token || *end != '.' || strlen(end + 1) != 64)
+		return false;
+	if (expiry < (long long)time(NULL) || expiry > (long long)time(NULL) + CSRF_TTL_S)
+		return false;
+	if (csrf_mac(session, expiry, mac) < 0)
+		return false;
+	for (i = 0; i < 64; i++)
+		diff |= (unsigned char)(mac[i] ^ end[1 + i]);
+	return diff == 0;
+}
+
+/* ---- pages ---------------------------------------------------------------- */
+
+const char page_css[] =
+	":root{color-scheme:light dark;--bg:#f3f5f9;--card:#fff;--fg:#1b2230;--mute:#5b6578;"
+	"--line:#d5dae3;--accent:#2557d6;--accent-fg:#fff;--bad:#b42318;--bad-bg:#fef3f2;"
+	"--good:#067647;--good-bg:#ecfdf3}\n"
+	"@media (prefers-color-scheme:dark){:root{--bg:#11151c;--card:#1a202b;--fg:#e7ebf2;"
+	"--mute:#9aa4b5;--line:#313a4a;--accent:#6e95ff;--accent-fg:#0b1020;--bad:#ffb4ab;"
+	"--bad-bg:#3a1d1b;--good:#7fe0a6;--good-bg:#12301f}}\n"
+	"*{box-sizing:border-box}\n"
+	"html,body{margin:0;min-height:100%}\n"
+	"body{background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,"
+	"\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif;display:flex;align-items:center;"
+	"justify-content:center;min-height:100vh;padding:24px}\n"
+	"main{width:100%;max-width:380px;background:var(--card);border:1px solid var(--line);"
+	"border-radius:14px;padding:32px 28px;box-shadow:0 10px 30px rgba(16,24,40,.08)}\n"
+	"h1{font-size:1.35rem;margin:0 0 4px;font-weight:650;letter-spacing:-.01em}\n"
+	"p.sub{margin:0 0 24px;color:var(--mute);font-size:.95rem}\n"
+	"label{display:block;font-weight:560;font-size:.9rem;margin:0 0 6px}\n"
+	"input[type=text],input[type=password]{display:block;width:100%;padding:10px 12px;"
+	"font:inherit;color:inherit;background:transparent;border:1px solid var(--line);"
+	"border-radius:8px;margin:0 0 18px}\n"
+	"input:focus-visible,button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}\n"
+	"button{width:100%;padding:11px 14px;font:inherit;font-weight:600;border:0;border-radius:8px;"
+	"background:var(--accent);color:var(--accent-fg);cursor:pointer}\n"
+	"button:hover{filter:brightness(1.08)}\n"
+	".msg{border-radius:8px;padding:10px 12px;margin:0 0 20px;font-size:.93rem}\n"
+	".msg.bad{background:var(--bad-bg);color:var(--bad)}\n"
+	".msg.good{background:var(--good-bg);color:var(--good)}\n"
+	".mark{width:44px;height:44px;border-radius:50%;display:grid;place-items:center;"
+	"background:var(--good-bg);color:var(--good);font-size:24px;margin:0 0 16px}\n"
+	"footer{margin-top:22px;color:var(--mute);font-size:.8rem;text-align:center}\n";
+const size_t page_css_len = sizeof(page_css) - 1;
+
+static int page_head(struct buf *b, const char *title)
+{
+	int ret = buf_printf(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+			 "<meta name=\"referrer\" content=\"no-referrer\"><title>");
+	if (ret == 0)
+		ret = buf_html(b, title);
+	if (ret == 0)
+		ret = buf_printf(b, "</title><link rel=\"stylesheet\" href=\"/static/login.css\">"
+				 "</head><body><main>");
+	return ret;
+}
+
+int page_form(struct buf *b, const char *session, const char *csrf, const char *username,
+	      const char *msg)
+{
+	int ret = page_head(b, "Sign in");
+
+	if (ret == 0)
+		ret = buf_printf(b, "<h1>Sign in</h1><p class=\"sub\">Use your organization account.</p>");
+	if (ret == 0 && msg) {
+		ret = buf_printf(b, "<p class=\"msg bad\" role=\"alert\" id=\"message\">");
+		if (ret == 0)
+			ret = buf_html(b, msg);
+		if (ret == 0)
+			ret = buf_printf(b, "</p>");
+	}
+	if (ret == 0)
+		ret = buf_printf(b, "<form method=\"post\" action=\"/login\" autocomplete=\"on\">"
+				 "<input type=\"hidden\" name=\"session\" value=\"");
+	if (ret == 0)
+		ret = buf_html(b, session ? session : "");
+	if (ret == 0)
+		ret = buf_printf(b, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
+	if (ret == 0)
+		ret = buf_html(b, csrf ? csrf : "");
+	if (ret == 0)
+		ret = buf_printf(b, "\"><label for=\"username\">Username</label>"
+				 "<input type=\"text\" id=\"username\" name=\"username\" required "
+				 "autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" "
+				 "maxlength=\"256\" value=\"");
+	if (ret == 0)
+		ret = buf_html(b, username ? username : "");
+	if (ret == 0)
+		ret = buf_printf(b, "\"%s><label for=\"password\">Password</label>"
+				 "<input type=\"password\" id=\"password\" name=\"password\" required "
+				 "autocomplete=\"current-password\" maxlength=\"1024\"%s>"
+				 "<button type=\"submit\" id=\"submit\">Sign in</button></form>"
+				 "<footer>dirbridge</footer></main></body></html>\n",
+				 username && *username ? "" : " autofocus",
+				 username && *username ? " autofocus" : "");
+	return ret;
+}
+
+int page_success(struct buf *b, const char *username, const char *method)
+{
+	int ret = page_head(b, "Signed in");
+
+	if (ret == 0)
+		ret = buf_printf(b, "<div class=\"mark\" aria-hidden=\"true\">&#10003;</div>"
+				 "<h1 id=\"result\">You are signed in</h1><p class=\"sub\">Signed in as <strong id=\"user\">");
+	if (ret == 0)
+		ret = buf_html(b, username);
+	if (ret == 0)
+		ret = buf_printf(b, "</strong> %s. You can close this window and return to the "
+				 "application.</p><footer>dirbridge</footer></main></body></html>\n",
+				 strcmp(method, "certificate") == 0 ? "with your certificate"
+								     : "with your password");
+	return ret;
+}
+
+/* ---- metrics -------------------------------------------------------------- */
+
+const char *const route_names[ROUTE_OTHER + 1] = { "login", "healthz", "metrics", "static", "other" };
+
+static const unsigned status_codes[M_STATUS_MAX - 1] = { 200, 400, 401, 403, 404, 405, 503 };
+
+unsigned metrics_status_slot(unsigned status)
+{
+	unsigned i;
+
+	for (i = 0; i < M_STATUS_MAX - 1; i++)
+		if (status_codes[i] == status)
+			return i;
+	return M_STATUS_MAX - 1;
+}
+
+int metrics_render(struct buf *b, const struct https_metrics *m)
+{
+	unsigned r, s;
+	int ret;
+
+	ret = buf_printf(b, "# HELP dirbridge_http_requests_total HTTP requests by route and status.\n"
+			 "# TYPE dirbridge_http_requests_total counter\n");
+	for (r = 0; r <= ROUTE_OTHER && ret == 0; r++)
+		for (s = 0; s < M_STATUS_MAX && ret == 0; s++) {
+			char code[8];
+
+			if (s < M_STATUS_MAX - 1)
+				snprintf(code, sizeof(code), "%u", status_codes[s]);
+			else
+				snprintf(code, sizeof(code), "other");
+			ret = buf_printf(b, "dirbridge_http_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+					 route_names[r], code, (unsigned long long)m->requests[r][s]);
+		}
+	if (ret == 0)
+		ret = buf_printf(b,
+			"# HELP dirbridge_logins_total Login attempts by method and result.\n"
+			"# TYPE dirbridge_logins_total counter\n"
+			"dirbridge_logins_total{method=\"certificate\",result=\"success\"} %llu\n"
+			"dirbridge_logins_total{method=\"certificate\",result=\"failure\"} %llu\n"
+			"dirbridge_logins_total{method=\"password\",result=\"success\"} %llu\n"
+			"dirbridge_logins_total{method=\"password\",result=\"failure\"} %llu\n"
+			"# HELP dirbridge_tls_handshakes_total TLS handshakes by result.\n"
+			"# TYPE dirbridge_tls_handshakes_total counter\n"
+			"dirbridge_tls_handshakes_total{result=\"success\"} %llu\n"
+			"dirbridge_tls_handshakes_total{result=\"failure\"} %llu\n"
+			"dirbridge_tls_handshakes_total{result=\"resumed\"} %llu\n"
+			"# HELP dirbridge_http_connections_closed_total Connections closed by the server early.\n"
+			"# TYPE dirbridge_http_connections_closed_total counter\n"
+			"dirbridge_http_connections_closed_total{reason=\"evicted\"} %llu\n"
+			"dirbridge_http_connections_closed_total{reason=\"timeout\"} %llu\n"
+			"dirbridge_http_connections_closed_total{reason=\"bad_request\"} %llu\n"
+			"# HELP dirbridge_http_open_connections Open front-facing connections.\n"
+			"# TYPE dirbridge_http_open_connections gauge\n"
+			"dirbridge_http_open_connections %llu\n",
+			(unsigned long long)m->logins_cert_ok, (unsigned long long)m->logins_cert_fail,
+			(unsigned long long)m->logins_pw_ok, (unsigned long long)m->logins_pw_fail,
+			(unsigned long long)m->handshakes_ok, (unsigned long long)m->handshakes_fail,
+			(unsigned long long)m->handshakes_resumed, (unsigned long long)m->evicted,
+			(unsigned long long)m->timeouts, (unsigned long long)m->bad_requests,
+			(unsigned long long)m->open_conns);
+	return ret;
+}

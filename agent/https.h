@@ -1,0 +1,86 @@
+/*
+ * agent/ private: the front-facing HTTPS server (SPEC "Front-facing HTTPS").
+ * https.c owns listeners, connections, TLS and limits; http.c owns routes,
+ * pages, forms and metrics text.  Only agent/ files include this.
+ */
+#ifndef DIRBRIDGE_AGENT_HTTPS_H
+#define DIRBRIDGE_AGENT_HTTPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/cfg.h"
+#include "ldap/dir.h"
+#include "tls/tls.h"
+
+struct https;
+
+/* Binds every [https] listen address and starts serving.  CFG and DIR must
+ * outlive the server (or be replaced with https_reload()). */
+int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct https **out);
+/* SIGHUP: reloads certificate, key, CA set and CRL from CFG (the new config
+ * or the old one).  On failure the old set keeps serving, and the reason is
+ * logged and returned.  Open connections are never dropped. */
+int https_reload(struct https *h, const struct cfg *cfg);
+/* Points at a new config (after a successful config reload) and directory. */
+void https_set_dir(struct https *h, struct dir *dir);
+/* Stops accepting, lets in-flight requests finish (bounded), closes every
+ * handle, then calls DONE. */
+void https_stop(struct https *h, void (*done)(void *arg), void *arg);
+
+/* ---- http.c: requests and responses ------------------------------------- */
+
+/* A growable byte buffer; wiped on free because bodies may hold passwords. */
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+int buf_add(struct buf *b, const void *data, size_t len);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends TEXT escaped for HTML text and attribute values. */
+int buf_html(struct buf *b, const char *text);
+void buf_wipe(struct buf *b);
+
+/* The request as far as the routes need it. */
+enum http_route { ROUTE_LOGIN, ROUTE_HEALTHZ, ROUTE_METRICS, ROUTE_STATIC, ROUTE_OTHER };
+
+/* Counters for /metrics; one instance per server. */
+enum { M_STATUS_MAX = 8 };
+struct https_metrics {
+	uint64_t requests[ROUTE_OTHER + 1][M_STATUS_MAX];	/* by status class below */
+	uint64_t logins_cert_ok, logins_cert_fail, logins_pw_ok, logins_pw_fail;
+	uint64_t handshakes_ok, handshakes_fail, handshakes_resumed;
+	uint64_t evicted, timeouts, bad_requests;
+	uint64_t open_conns;
+};
+
+/* application/x-www-form-urlencoded: the first value of NAME in FORM (LEN
+ * bytes), percent- and plus-decoded into a malloc'd string with its length.
+ * Returns 0, -ENOENT when absent, -EINVAL on bad encoding or a NUL byte. */
+int form_get(const char *form, size_t len, const char *name, char **out, size_t *outlen);
+
+/* CSRF: a token bound to SESSION, valid for a limited time, keyed by a
+ * per-process random key. */
+int csrf_init(void);
+int csrf_make(const char *session, char *out, size_t outlen);
+bool csrf_check(const char *session, const char *token);
+
+/* Whether ID looks like a hub session id: 1..128 of [A-Za-z0-9_-]. */
+bool session_id_valid(const char *id);
+
+/* Page bodies.  MSG may be NULL.  Every value is HTML-escaped. */
+int page_form(struct buf *b, const char *session, const char *csrf, const char *username,
+	      const char *msg);
+int page_success(struct buf *b, const char *username, const char *method);
+/* The stylesheet served at /static/login.css. */
+extern const char page_css[];
+extern const size_t page_css_len;
+
+int metrics_render(struct buf *b, const struct https_metrics *m);
+extern const char *const route_names[ROUTE_OTHER + 1];
+/* Index into requests[][] for an HTTP status. */
+unsigned metrics_status_slot(unsigned status);
+
+#endif

@@ -1,0 +1,88 @@
+#!/bin/bash
+# Front-facing HTTPS, certificate path: inside client_cert_ranges a certificate
+# that passes every check logs the right user in; every other certificate, no
+# certificate, a client outside the ranges or on ::1 gets the password form.
+source "$ROOT/tests/lib.sh"
+source "$ROOT/tests/https-lib.sh"
+
+https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
+P4=$(free_port); P6=$(free_port)
+write_config "$T/agent.ini" "127.0.0.1:$P4 [::1]:$P6" "127.0.0.1/32"
+start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
+pass "agent starts with listeners on 127.0.0.1 and ::1"
+
+# A valid certificate logs its user in, and the log names the session and user.
+page=$(get_login 127.0.0.1:$P4 alice)
+check_eq "valid certificate (alice) -> signed in" "$(page_kind "$page")" success
+check_match "success page names the user" "$page" 'id="user">alice<'
+sleep 0.2
+check_match "login reported for session s1 as alice by certificate" "$(cat "$T/agent.log")" \
+  'login: session s1 method certificate user alice .*serial [0-9a-f]+ .*sha256 [0-9a-f]{64}'
+check_eq "valid certificate (bob) -> signed in" "$(page_kind "$(get_login 127.0.0.1:$P4 bob)")" success
+
+# Every refused shape gets the form, never a login.
+for c in expired future wrongca evil serveronly noeku revoked nulcn twocn inject nocn carol ghost; do
+  : >"$T/before"; cp "$T/agent.log" "$T/before"
+  page=$(get_login 127.0.0.1:$P4 $c)
+  check_eq "certificate '$c' -> the form" "$(page_kind "$page")" form
+  sleep 0.1
+  new=$(diff "$T/before" "$T/agent.log" | sed -n 's/^> //p')
+  check_nomatch "certificate '$c' -> no login reported" "$new" 'login: session'
+  sn=$(cert_serial "$PKI/$c.crt")
+  check_match "certificate '$c' -> refusal logged with serial, issuer and sha256" "$new" \
+    "client certificate refused: .*\(serial $sn, issuer \"[^\"]+\", sha256 [0-9a-f]{64}\)"
+done
+grep "client certificate refused" "$T/agent.log" | sed 's/^/   /' | cut -c1-160
+
+# No certificate inside the range: the form.
+check_eq "no certificate -> the form" "$(page_kind "$(get_login 127.0.0.1:$P4 none)")" form
+
+# Outside the ranges: the server never asks, so even a valid certificate and a
+# spoofed X-Forwarded-For give the form.
+page=$(get_login 127.0.0.1:$P4 alice --interface 127.0.0.2 -H "X-Forwarded-For: 127.0.0.1" \
+       -H "Forwarded: for=127.0.0.1")
+check_eq "outside the ranges (127.0.0.2, spoofed XFF) with alice -> the form" "$(page_kind "$page")" form
+page=$(get_login "[::1]:$P6" alice)
+check_eq "::1 (outside the IPv4 ranges) with alice -> the form" "$(page_kind "$page")" form
+
+# Whether a CertificateRequest is sent at all, seen from a real client.
+req() { echo | timeout 10 gnutls-cli --verbose --x509cafile "$CA" -p "$2" "$1" 2>&1 | grep -c "Server has requested a certificate"; }
+check_eq "inside the range the server requests a certificate" "$(req 127.0.0.1 $P4)" 1
+check_eq "on ::1 (outside) no CertificateRequest is sent" "$(req ::1 $P6)" 0
+python3 - "$P4" "$CA" >"$T/py.out" 2>&1 <<'PY'
+import socket, ssl, sys
+# TLS 1.2 so that a CertificateRequest would be visible before Finished: with
+# the client certificate loaded, the server would receive it only if asked.
+ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.2", 0))
+t = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+t.sendall(b"GET /login?session=s2 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n")
+d = b""
+while True:
+    x = t.recv(65536)
+    if not x: break
+    d += x
+print("form" if b'name="password"' in d else "other")
+PY
+check_eq "python client from 127.0.0.2 gets the form" "$(tail -1 "$T/py.out")" form
+
+# A second listener config: the range holds 127.0.0.2 only, so 127.0.0.1 is
+# outside; gnutls-cli from 127.0.0.1 must see no CertificateRequest.
+P5=$(free_port)
+write_config "$T/agent2.ini" "127.0.0.1:$P5" "127.0.0.2/32"
+start_agent "$T/agent2.ini" "$T/agent2.log" || fail "second agent starts"
+check_eq "127.0.0.1 outside 127.0.0.2/32: no CertificateRequest" "$(req 127.0.0.1 $P5)" 0
+check_eq "127.0.0.2 inside: alice signs in" "$(page_kind "$(get_login 127.0.0.1:$P5 alice --interface 127.0.0.2)")" success
+
+# A resumed session (gnutls-cli sends the request on the resumed connection
+# only) is checked again and still logs in; nothing was cached from the first.
+out=$(echo -e "GET /login?session=r1 HTTP/1.0\r\n\r\n" | timeout 15 gnutls-cli --resume --x509cafile "$CA" \
+      --x509certfile "$PKI/alice.crt" --x509keyfile "$PKI/alice.key" -p "$P4" 127.0.0.1 2>&1)
+check_match "gnutls-cli resumes the session" "$out" "This is a resumed session"
+sleep 0.2
+n1=$(grep -c "login: session r1 method certificate user alice" "$T/agent.log")
+check_eq "the resumed session completed a login for alice" "$n1" 1
+check_match "metrics count the resumed handshake" \
+  "$(curl -s --cacert "$CA" https://127.0.0.1:$P4/metrics)" 'dirbridge_tls_handshakes_total\{result="resumed"\} [1-9]' 
+
+finish
