@@ -902,14 +902,15 @@ static int service_bind(struct conn *c, LDAPMessage *msg)
 		rc = ldap_sasl_bind(c->ld, cfg->ldap.bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL,
 				    &c->msgid);
 	} else if (strcasecmp(mech, "EXTERNAL") == 0) {
-		struct berval authz = { 0, NULL };
+		/* Always an initial response (maybe empty): without one the server
+		 * answers with an empty challenge and waits. */
+		struct berval authz = { 0, (char *)(uintptr_t)"" };
 
 		if (cfg->ldap.sasl_authzid) {
 			authz.bv_val = cfg->ldap.sasl_authzid;
 			authz.bv_len = strlen(authz.bv_val);
 		}
-		rc = ldap_sasl_bind(c->ld, NULL, "EXTERNAL", authz.bv_val ? &authz : NULL, NULL,
-				    NULL, &c->msgid);
+		rc = ldap_sasl_bind(c->ld, NULL, "EXTERNAL", &authz, NULL, NULL, &c->msgid);
 	} else {
 		ber_len_t ssf = tls_strength(c->tls);
 
