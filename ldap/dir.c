@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1095,7 +1096,9 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	if (c->state >= CONN_CLOSING)
 		return;
 	if (status < 0 && c->state != CONN_CONNECTING) {
-		conn_fail(c, DIR_E_UNAVAILABLE, uv_strerror(status));
+		/* libuv reports POLLERR (a reset, mostly) as UV_EBADF. */
+		conn_fail(c, DIR_E_UNAVAILABLE,
+			  status == UV_EBADF ? "connection reset" : uv_strerror(status));
 		return;
 	}
 	(void)events;
@@ -1195,7 +1198,9 @@ static struct conn *conn_new(struct dir *d, size_t srv, enum conn_kind kind)
 	c->timer.data = c;
 	c->timer_open = true;
 	c->refs++;
-	uv_timer_start(&c->timer, on_conn_timeout, d->cfg->ldap.timeout_ms, 0);
+	/* Half the request timeout, so a request can outlive one dead server
+	 * and still be answered by the next. */
+	uv_timer_start(&c->timer, on_conn_timeout, d->cfg->ldap.timeout_ms / 2 + 1, 0);
 	c->gai.data = c;
 	rc = uv_getaddrinfo(d->loop, &c->gai, on_resolved, sv->host, sv->port, &hints);
 	if (rc < 0) {
@@ -2262,6 +2267,14 @@ int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out)
 			rc = DIR_E_INTERNAL;
 			goto fail;
 		}
+	}
+	/* libldap writes with write(2); a peer that reset the connection must
+	 * cost that connection, not the process. */
+	{
+		struct sigaction old;
+
+		if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+			signal(SIGPIPE, SIG_IGN);
 	}
 	if (cfg->ldap.keytab)
 		setenv("KRB5_CLIENT_KTNAME", cfg->ldap.keytab, 0);
