@@ -1051,9 +1051,10 @@ static void conn_setup_msg(struct conn *c, LDAPMessage *msg)
 	}
 	/* CONN_BINDING */
 	if (c->d->cfg->ldap.sasl_mech && strcasecmp(c->d->cfg->ldap.sasl_mech, "EXTERNAL") != 0) {
-		/* libldap parses and frees the message. */
+		/* libldap parses the message; freeing it stays ours. */
 		int r = service_bind(c, msg);
 
+		ldap_msgfree(msg);
 		if (r == 1)
 			return;
 		rc = r == 0 ? LDAP_SUCCESS : LDAP_INVALID_CREDENTIALS;
