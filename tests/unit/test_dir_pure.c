@@ -1,0 +1,121 @@
+/*
+ * ldap/: the helpers private to the module (UTF-8 walking, the UTF-16LE
+ * encoding of AD's unicodePwd) and the linear-time promise of the public
+ * escaping functions on 64 KiB of hostile input.  The public helpers' full
+ * behaviour is tested in test_dir.c.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ldap/dir.h"
+#include "ldap/internal.h"
+
+static void test_utf8_next(void **state)
+{
+	uint32_t cp = 0;
+
+	(void)state;
+	assert_int_equal(dir_utf8_next((const unsigned char *)"a", 1, &cp), 1);
+	assert_int_equal(cp, 'a');
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xc3\xa4", 2, &cp), 2);
+	assert_int_equal(cp, 0xe4);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xe2\x82\xac", 3, &cp), 3);
+	assert_int_equal(cp, 0x20ac);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xf0\x9f\x98\x80", 4, &cp), 4);
+	assert_int_equal(cp, 0x1f600);
+	/* Truncated, overlong, surrogate, beyond U+10FFFF, stray continuation. */
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xc3", 1, &cp), 0);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xc0\xaf", 2, &cp), 0);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xe0\x80\xaf", 3, &cp), 0);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xed\xa0\x80", 3, &cp), 0);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xf4\x90\x80\x80", 4, &cp), 0);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\x80", 1, &cp), 0);
+	assert_int_equal(dir_utf8_next((const unsigned char *)"\xff", 1, &cp), 0);
+	assert_true(dir_utf8_valid("gr\xc3\xbc\xc3\x9f", 6));
+	assert_false(dir_utf8_valid("a\0b", 3));
+	assert_true(dir_utf8_valid("", 0));
+}
+
+static void test_utf16le(void **state)
+{
+	unsigned char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	/* The quoted form AD wants: "ab" -> 22 00 61 00 62 00 22 00. */
+	assert_int_equal(dir_utf16le("\"ab\"", 4, &out, &len), 0);
+	assert_int_equal(len, 8);
+	assert_memory_equal(out, "\x22\x00\x61\x00\x62\x00\x22\x00", 8);
+	free(out);
+	/* U+00E4 and U+20AC stay one unit; U+1F600 becomes a surrogate pair. */
+	assert_int_equal(dir_utf16le("\xc3\xa4\xe2\x82\xac\xf0\x9f\x98\x80", 9, &out, &len), 0);
+	assert_int_equal(len, 8);
+	assert_memory_equal(out, "\xe4\x00\xac\x20\x3d\xd8\x00\xde", 8);
+	free(out);
+	/* Invalid UTF-8 and NUL are refused, never passed on byte by byte. */
+	assert_int_equal(dir_utf16le("\xff", 1, &out, &len), DIR_E_BAD_REQUEST);
+	assert_null(out);
+	assert_int_equal(dir_utf16le("a\0b", 3, &out, &len), DIR_E_BAD_REQUEST);
+	assert_int_equal(dir_utf16le("\xed\xa0\x80", 3, &out, &len), DIR_E_BAD_REQUEST);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 64 KiB of the worst characters must be handled in linear time: under ASan a
+ * quadratic walk over 64 KiB takes seconds, a linear one milliseconds. */
+static void test_64k_linear(void **state)
+{
+	const size_t n = 64 * 1024;
+	char *in = malloc(n + 1), *out = NULL;
+	size_t want = 0;
+	double t0;
+
+	(void)state;
+	assert_non_null(in);
+	for (size_t i = 0; i < n; i++) {
+		in[i] = "*()\\,+\"<>;="[i % 11];
+		want += strchr("*()\\", in[i]) ? 3 : 1;
+	}
+	in[n] = '\0';
+	t0 = now();
+	for (int k = 0; k < 20; k++) {
+		assert_int_equal(dir_filter_escape(in, n, &out), 0);
+		assert_int_equal(strlen(out), want);
+		free(out);
+		assert_int_equal(dir_dn_escape(in, n, &out), 0);
+		free(out);
+		assert_false(dir_username_valid(in, n));
+		assert_int_equal(dir_ad_diag(in), DIR_E_INVALID_CREDENTIALS);
+	}
+	assert_true(now() - t0 < 2.0);
+	/* A 64 KiB name of letters is still too long to be a username. */
+	memset(in, 'a', n);
+	assert_false(dir_username_valid(in, n));
+	assert_true(dir_username_valid(in, 256));
+	assert_false(dir_username_valid(in, 257));
+	free(in);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8_next),
+		cmocka_unit_test(test_utf16le),
+		cmocka_unit_test(test_64k_linear),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
