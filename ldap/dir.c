@@ -31,7 +31,8 @@
 #include "tls/tls.h"
 
 #define PAGE_SIZE 500
-#define GROUP_DEPTH_MAX 16
+#define GROUP_SEARCHES_MAX 128	/* bounds the OpenLDAP membership walk */
+#define GROUP_BATCH 64		/* DNs per membership search */
 #define GROUPS_MAX 4096
 #define BACKOFF_MIN_MS 500u
 #define BACKOFF_MAX_MS 30000u
@@ -1767,7 +1768,7 @@ static void group_search_msg(struct req *r, LDAPMessage *msg)
 		ldap_msgfree(msg);
 		if (dn) {
 			if (r->d->cfg->ldap.type != CFG_DIR_AD && !strv_has(&r->seen, dn) &&
-			    r->depth < GROUP_DEPTH_MAX && strv_add(&r->frontier, dn) < 0) {
+			    strv_add(&r->frontier, dn) < 0) {
 				ldap_memfree(dn);
 				req_finish(r, DIR_E_INTERNAL);
 				return;
@@ -1812,21 +1813,30 @@ static void group_search_msg(struct req *r, LDAPMessage *msg)
 	groups_walk_next(r);
 }
 
-/* OpenLDAP: one search per level, "which groups list any of these as member",
- * until no new group appears, the depth cap is hit or the total cap is. */
+/* OpenLDAP: "which groups list any of these as member", for up to
+ * GROUP_BATCH not yet searched DNs at a time, until no new group appears or
+ * the search cap is hit.  The visited set (r->seen) ends cycles; the caps
+ * bound the work a hostile directory can ask for. */
 static void groups_walk_next(struct req *r)
 {
-	struct strv level = r->frontier;
+	struct strv level = { 0 };
 	char *f = NULL, *p;
-	size_t len = 64;
+	size_t len = 64, take;
 	const char *oc = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))";
 
-	memset(&r->frontier, 0, sizeof(r->frontier));
-	if (level.n == 0 || r->depth >= GROUP_DEPTH_MAX) {
-		strv_free(&level);
+	if (r->frontier.n == 0 || r->depth >= GROUP_SEARCHES_MAX) {
 		req_finish(r, 0);
 		return;
 	}
+	take = r->frontier.n < GROUP_BATCH ? r->frontier.n : GROUP_BATCH;
+	level.v = calloc(take, sizeof(char *));
+	if (!level.v) {
+		req_finish(r, DIR_E_INTERNAL);
+		return;
+	}
+	r->frontier.n -= take;
+	memcpy(level.v, r->frontier.v + r->frontier.n, take * sizeof(char *));
+	level.n = level.cap = take;
 	r->depth++;
 	for (size_t i = 0; i < level.n; i++) {
 		char *esc = NULL;
