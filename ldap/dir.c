@@ -95,6 +95,7 @@ struct conn {
 	bool timer_open;
 	unsigned refs;		/* handles and lookups not yet called back */
 	struct tls_sess *tls;
+	bool verified;		/* handshake done, server certificate verified */
 	LDAP *ld;
 	int msgid;		/* StartTLS or bind in flight */
 	const char *rmech;	/* SASL interactive bind state */
@@ -894,7 +895,7 @@ static int service_bind(struct conn *c, LDAPMessage *msg)
 	int rc;
 
 	/* Never a password or a bind over a link that is not verified TLS. */
-	if (!c->tls)
+	if (!c->tls || !c->verified)
 		return DIR_E_INTERNAL;
 	if (!mech) {
 		struct berval cred = { c->d->bind_pw_len, c->d->bind_pw };
@@ -969,6 +970,7 @@ static void conn_handshake(struct conn *c)
 		conn_fail(c, map_err(SRC_TLS, rc, NULL), why);
 		return;
 	}
+	c->verified = true;
 	conn_tls_done(c);
 }
 
@@ -1538,7 +1540,7 @@ static void user_conn_ready(struct req *r)
 	int rc;
 
 	/* Never a password over anything but verified TLS. */
-	if (!c->tls || c->state != CONN_READY || r->pw_len == 0) {
+	if (!c->tls || !c->verified || c->state != CONN_READY || r->pw_len == 0) {
 		req_finish(r, DIR_E_INTERNAL);
 		return;
 	}
