@@ -81,3 +81,14 @@ page_kind() {
   elif grep -q 'name="password"' <<<"$1"; then echo form
   else echo "other:$(head -c 80 <<<"$1")"; fi
 }
+
+# stop_agent LOG: SIGTERM, then the agent must exit 0 within 10 s with no
+# sanitizer report in its log.
+stop_agent() {
+  kill -TERM "$AGENT_PID" 2>/dev/null
+  local i rc=timeout
+  for i in $(seq 100); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+  if ! kill -0 "$AGENT_PID" 2>/dev/null; then wait "$AGENT_PID"; rc=$?; fi
+  check_eq "agent exits 0 on SIGTERM" "$rc" 0
+  check_nomatch "no sanitizer report in the agent log" "$(cat "$1")" 'Sanitizer|runtime error'
+}

@@ -83,6 +83,7 @@ sleep 0.2
 n1=$(grep -c "login: session r1 method certificate user alice" "$T/agent.log")
 check_eq "the resumed session completed a login for alice" "$n1" 1
 check_match "metrics count the resumed handshake" \
-  "$(curl -s --cacert "$CA" https://127.0.0.1:$P4/metrics)" 'dirbridge_tls_handshakes_total\{result="resumed"\} [1-9]' 
+  "$(curl -s --cacert "$CA" https://127.0.0.1:$P4/metrics)" 'dirbridge_tls_handshakes_total\{result="resumed"\} [1-9]'
+stop_agent "$T/agent.log"
 
 finish
