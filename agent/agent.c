@@ -16,6 +16,7 @@
 
 #include "agent/agent.h"
 #include "agent/https.h"
+#include "agent/tunnel.h"
 
 static void set_state(struct agent *a, enum agent_state state)
 {
@@ -89,6 +90,7 @@ static int agent_apply(struct agent *a, struct cfg *next)
 		return rc;
 	}
 	https_set_dir(a->https, dir);
+	agent_tunnel_reconfigure(a->tunnel, next, dir);
 	dir_close(a->dir, free_cfg, prev);
 	a->dir = dir;
 	cfg_log_set_level(next->agent.log_level);
@@ -150,6 +152,11 @@ static void agent_stop(struct agent *a)
 	set_state(a, AGENT_STOPPING);
 	sd_notify(0, "STOPPING=1");
 	cfg_log(CFG_LOG_INFO, "stopping");
+	/* The hub gets no new answers once we stop; requests it sent that are
+	 * still at the directory are completed (and discarded) by dir_close(). */
+	if (a->tunnel)
+		agent_tunnel_stop(a->tunnel, NULL, NULL);
+	a->tunnel = NULL;
 	/* In-flight requests finish (bounded) before the directory goes. */
 	if (a->https)
 		https_stop(a->https, on_https_stopped, a);
@@ -204,6 +211,10 @@ static int agent_start(struct agent *a)
 	/* Listeners are bound before privileges are dropped. */
 	if ((rc = https_start(&a->loop, a->cfg, a->dir, &a->https)) < 0)
 		return rc;
+	if ((rc = agent_tunnel_start(&a->loop, a->cfg, a->dir, &a->tunnel)) < 0) {
+		cfg_log(CFG_LOG_ERROR, "cannot start the hub tunnel: %s", strerror(-rc));
+		return rc;
+	}
 	if ((rc = drop_privileges(a->cfg)) < 0)
 		return rc;
 	set_state(a, AGENT_RUNNING);

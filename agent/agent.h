@@ -16,6 +16,7 @@
 #include "ldap/dir.h"
 
 struct https;
+struct agent_tunnel;
 
 enum agent_state {
 	AGENT_STARTING,
@@ -31,6 +32,7 @@ struct agent {
 	unsigned reloads;	/* successful reloads, for logs and tests */
 	struct dir *dir;	/* the directory on the current cfg */
 	struct https *https;	/* the front-facing server */
+	struct agent_tunnel *tunnel;	/* the link to the hub */
 };
 
 /* Runs the agent on CFG (taking ownership) until SIGTERM or SIGINT.  Returns 0

@@ -434,7 +434,7 @@ static void route_get(struct api_conn *c, const char *path, const char *q, size_
 			return;
 		}
 		forward(c, K_USERS, json_pack("{s:s, s:s, s:I}", "type", "search_users",
-					      "query", rc ? text : "", limit));
+					      "query", rc ? text : "", "limit", limit));
 		return;
 	}
 	if (strcmp(path, "/v1/groups") == 0) {

@@ -1,0 +1,53 @@
+/*
+ * agent/ private: the outbound tunnel to the identity hub (docs/protocol.md).
+ * One WebSocket over TLS over TCP, dialled from [hub] url, re-dialled with
+ * capped exponential backoff and full jitter whenever it drops.  Requests from
+ * the hub are served through the directory (ldap/dir.h) with at most
+ * TUNNEL_MAX_INFLIGHT in flight; their results go back on the link they came
+ * from, or nowhere.
+ */
+#ifndef DIRBRIDGE_AGENT_TUNNEL_H
+#define DIRBRIDGE_AGENT_TUNNEL_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "config/cfg.h"
+#include "ldap/dir.h"
+
+#define TUNNEL_MAX_INFLIGHT	256		/* requests at the directory at once */
+#define TUNNEL_MAX_MSG		(64u << 10)	/* one message from the hub */
+#define TUNNEL_MAX_QUEUED	(32u << 20)	/* unsent bytes before the hub counts as stuck */
+#define TUNNEL_MAX_LIMIT	5000		/* search_users / list_groups */
+#define TUNNEL_PING_S		15		/* ping the hub this often */
+#define TUNNEL_PONG_S		10		/* a ping unanswered this long: link dead */
+#define TUNNEL_HANDSHAKE_S	15		/* connect + TLS + upgrade */
+#define TUNNEL_BACKOFF_MIN_MS	500
+#define TUNNEL_BACKOFF_MAX_MS	15000
+#define TUNNEL_STABLE_S		30		/* open this long: backoff starts over */
+
+struct agent_tunnel;
+
+/* Starts dialling the hub of CFG ([hub] must be present).  CFG and DIR must
+ * outlive the tunnel or be replaced with agent_tunnel_reconfigure(). */
+int agent_tunnel_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
+		       struct agent_tunnel **out);
+/* A reloaded configuration: the URL, token and CA apply from the next dial;
+ * the open link stays. */
+void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, struct dir *dir);
+/* Closes the link and every handle, then calls DONE.  Directory requests still
+ * in flight are discarded when they complete (dir_close() completes them), and
+ * the tunnel's memory goes with the last of them. */
+void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *arg);
+/* The running tunnel, for agent_report_login() and /healthz; NULL when none. */
+struct agent_tunnel *agent_tunnel_current(void);
+/* Whether the WebSocket is open and hello was sent. */
+bool agent_tunnel_connected(const struct agent_tunnel *t);
+/* Sends a `login` message.  SERIAL, ISSUER and SHA256 are NULL for password
+ * logins.  -ENOTCONN when the hub is not connected: the login is not queued
+ * for a later link. */
+int agent_tunnel_login(struct agent_tunnel *t, const char *session, const char *method,
+		       const struct dir_profile *p, const char *serial, const char *issuer,
+		       const char *sha256);
+
+#endif
