@@ -59,3 +59,88 @@ wait_agents() {
   done
   return 1
 }
+
+# agent_config FILE NAME [LDAP-URL] [HUB-CA] [TOKEN-FILE] [HTTPS-PORT]: an
+# agent.ini for the shared slapd (or LDAP-URL) and the hub started by hub_start.
+agent_config() {
+  local f=$1 name=$2 url=${3:-ldap://127.0.0.1:$SLAPD_PORT} ca=${4:-$T/pki/ca.pem}
+  local tok=${5:-$T/pki/hub.token} port=${6:-$(free_port)} ldapca=${7:-$SLAPD_DIR/tls/ca.crt}
+  printf '%s\n' 'Svc-Passw0rd!' >"$T/bind.password"; chmod 600 "$T/bind.password"
+  cat >"$f" <<INI
+[agent]
+name = $name
+log_level = debug
+
+[ldap]
+url = $url
+starttls = true
+ca_file = $ldapca
+bind_dn = cn=dirbridge-svc,ou=services,dc=example,dc=test
+bind_password_file = $T/bind.password
+base_dn = dc=example,dc=test
+type = openldap
+user_filter = (&(objectClass=inetOrgPerson)(uid={username}))
+groups = recursive
+timeout_ms = 10000
+
+[https]
+listen = 127.0.0.1:$port
+public_url = https://127.0.0.1:$port
+cert_file = $T/pki/hub.pem
+key_file = $T/pki/hub.key
+client_ca_file = $T/pki/ca.pem
+client_cert_ranges = 127.0.0.1/32
+cert_username = cn
+
+[hub]
+url = wss://127.0.0.1:$HUB_PORT/agent/v1
+token_file = $tok
+ca_file = $ca
+INI
+}
+
+# agent_start CONFIG LOG: starts an agent; AGENT_PID is its pid.
+agent_start() {
+  "$BUILD/dirbridge" -c "$1" >"$2" 2>&1 &
+  AGENT_PID=$!; bg_track $AGENT_PID
+}
+
+# client_cert NAME: $T/pki/NAME.pem/.key, a client certificate CN=NAME.
+client_cert() {
+  printf 'cn = "%s"\ntls_www_client\nsigning_key\nexpiration_days = 30\n' "$1" >"$T/pki/$1.tmpl"
+  certtool -p --key-type=ecdsa --outfile "$T/pki/$1.key" >/dev/null 2>&1
+  certtool -c --load-privkey "$T/pki/$1.key" --load-ca-certificate "$T/pki/ca.pem" \
+    --load-ca-privkey "$T/pki/ca.key" --template "$T/pki/$1.tmpl" --outfile "$T/pki/$1.pem" >/dev/null 2>&1
+  chmod 600 "$T/pki/$1.key"
+}
+
+# concurrent N USER:PASSWORD:WANT...: N authenticate requests at once, cycling
+# through the cases; prints "ok N" when every answer is the expected one
+# (WANT: "profile" or an error code), else the first mismatches.
+concurrent() {
+  python3 - "$API" "$@" <<'PY'
+import json, sys, threading, urllib.request, urllib.error
+api, n, cases = sys.argv[1], int(sys.argv[2]), [c.split(":") for c in sys.argv[3:]]
+bad, lock = [], threading.Lock()
+def one(i):
+    user, pw, want = cases[i % len(cases)]
+    req = urllib.request.Request(api + "/v1/authenticate", method="POST",
+        data=json.dumps({"username": user, "password": pw}).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            body = json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        body = json.loads(e.read() or b"{}")
+    except Exception as e:
+        body = {"exception": str(e)}
+    got = "profile" if body.get("ok") and body.get("profile", {}).get("username") == user \
+        else body.get("error", str(body))
+    if got != want:
+        with lock:
+            bad.append("%d %s: got %s want %s" % (i, user, got, want))
+ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("ok %d" % n if not bad else "%d wrong: %s" % (len(bad), "; ".join(bad[:5])))
+PY
+}
