@@ -100,6 +100,7 @@ struct hub_agent {
 
 	struct hub_req *reqs;
 	size_t n_reqs;
+	uint64_t served;	/* results received */
 };
 
 struct wbuf {
@@ -646,6 +647,7 @@ static void on_result(struct hub_agent *a, json_t *m)
 		if (strcmp(r->id, id) == 0) {
 			*pp = r->next;
 			a->n_reqs--;
+			a->served++;
 			if (r->cb)
 				r->cb(r->arg, m, NULL);
 			free(r);
@@ -925,10 +927,10 @@ json_t *hub_agents_json(const struct hub *h)
 			continue;
 		gmtime_r(&a->since, &tm);
 		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?, s:O, s:s, s:I}",
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?, s:O, s:s, s:I, s:I}",
 			"name", a->name, "version", a->version, "connected_since", since,
 			"public_url", a->public_url, "capabilities", a->caps, "peer", a->peer,
-			"pending", (json_int_t)a->n_reqs));
+			"pending", (json_int_t)a->n_reqs, "served", (json_int_t)a->served));
 	}
 	return arr;
 }
