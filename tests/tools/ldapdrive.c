@@ -1,0 +1,457 @@
+/*
+ * ldapdrive: drives the ldap/ module on a libuv loop, for integration tests.
+ *
+ *   ldapdrive -c agent.ini auth USER          password: first line of stdin
+ *   ldapdrive -c agent.ini lookup USER
+ *   ldapdrive -c agent.ini passwd USER        old and new password: two stdin lines
+ *   ldapdrive -c agent.ini search QUERY LIMIT
+ *   ldapdrive -c agent.ini groups LIMIT
+ *   ldapdrive -c agent.ini users LIMIT [FILTER]
+ *   ldapdrive -c agent.ini many N USER        N concurrent authentications
+ *   ldapdrive -c agent.ini loop SECONDS USER  one authentication every 50 ms
+ *
+ * Passwords come from stdin only, never argv.  Output is JSON on stdout (one
+ * object, or one per line for `loop`); the module's log goes to stderr.
+ * Exit status: 0 every request succeeded, 1 a request returned an error code,
+ * 2 usage or configuration error.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uv.h>
+
+#include "config/cfg.h"
+#include "ldap/dir.h"
+
+enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP };
+
+struct drive {
+	uv_loop_t loop;
+	uv_timer_t timer;
+	struct dir *dir;
+	enum cmd cmd;
+	const char *user;
+	char *pw[2];
+	size_t pw_len[2];
+	int status;		/* exit status so far */
+	/* many / loop */
+	json_t *counts;		/* code -> count */
+	unsigned long total, pending, wanted;
+	uint64_t start_ms, end_ms;
+	bool timer_open;
+	bool closing;
+};
+
+static int usage(void)
+{
+	fputs("usage: ldapdrive -c agent.ini auth USER | lookup USER | passwd USER |\n"
+	      "       search QUERY LIMIT | groups LIMIT | users LIMIT [FILTER] |\n"
+	      "       many N USER | loop SECONDS USER\n"
+	      "passwords are read from stdin, one per line\n", stderr);
+	return 2;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Reads one line of stdin without its newline; an empty line is an empty
+ * password (the module must refuse it), end of input is an error. */
+static int read_secret(char **out, size_t *len)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, stdin);
+
+	if (n < 0) {
+		free(line);
+		return -EINVAL;
+	}
+	if (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	*out = line;
+	*len = (size_t)n;
+	return 0;
+}
+
+static void wipe(char *s, size_t len)
+{
+	if (s) {
+		explicit_bzero(s, len);
+		free(s);
+	}
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+/* Groups are sorted so scripts can compare them as one string. */
+static json_t *names_json(char *const *names, size_t n)
+{
+	json_t *a = json_array();
+	char **sorted = calloc(n ? n : 1, sizeof *sorted);
+
+	if (!sorted)
+		return a;
+	memcpy(sorted, names, n * sizeof *sorted);
+	qsort(sorted, n, sizeof *sorted, cmp_str);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, str_or_null(sorted[i]));
+	free(sorted);
+	return a;
+}
+
+static json_t *profile_json(const struct dir_profile *p)
+{
+	json_t *o = json_object(), *attrs = json_object();
+
+	json_object_set_new(o, "username", str_or_null(p->username));
+	json_object_set_new(o, "dn", str_or_null(p->dn));
+	json_object_set_new(o, "display_name", str_or_null(p->display_name));
+	json_object_set_new(o, "email", str_or_null(p->email));
+	json_object_set_new(o, "groups", names_json(p->groups, p->n_groups));
+	json_object_set_new(o, "disabled", json_boolean(p->disabled));
+	for (size_t i = 0; i < p->n_attrs; i++) {
+		json_t *v = json_array();
+
+		for (size_t j = 0; j < p->attrs[i].n_values; j++)
+			json_array_append_new(v, str_or_null(p->attrs[i].values[j]));
+		json_object_set_new(attrs, p->attrs[i].name ? p->attrs[i].name : "", v);
+	}
+	json_object_set_new(o, "attrs", attrs);
+	return o;
+}
+
+static json_t *result_json(int err)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "ok", json_boolean(err == 0));
+	json_object_set_new(o, "code", json_string(err == 0 ? "ok" : dir_code(err)));
+	return o;
+}
+
+static void emit(json_t *o)
+{
+	json_dumpf(o, stdout, JSON_COMPACT | JSON_SORT_KEYS);
+	fputc('\n', stdout);
+	fflush(stdout);
+	json_decref(o);
+}
+
+static void closed(void *arg)
+{
+	(void)arg;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* Ends the run: closes the module (which fails anything still pending) and the
+ * timer; the loop then runs out of handles. */
+static void finish(struct drive *dr)
+{
+	if (dr->closing)
+		return;
+	dr->closing = true;
+	if (dr->timer_open) {
+		uv_timer_stop(&dr->timer);
+		uv_close((uv_handle_t *)&dr->timer, timer_closed);
+		dr->timer_open = false;
+	}
+	dir_close(dr->dir, closed, dr);
+}
+
+static void count(struct drive *dr, int err)
+{
+	const char *code = err == 0 ? "ok" : dir_code(err);
+	json_t *c = json_object_get(dr->counts, code);
+
+	json_object_set_new(dr->counts, code, json_integer(c ? json_integer_value(c) + 1 : 1));
+	dr->total++;
+	if (err)
+		dr->status = 1;
+}
+
+static void summary(struct drive *dr)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "summary", json_true());
+	json_object_set_new(o, "total", json_integer((json_int_t)dr->total));
+	json_object_set(o, "counts", dr->counts);
+	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(now_ms() - dr->start_ms)));
+	emit(o);
+}
+
+static void on_profile(void *arg, int err, const struct dir_profile *p)
+{
+	struct drive *dr = arg;
+	json_t *o = result_json(err);
+
+	if (err == 0 && p)
+		json_object_set_new(o, "profile", profile_json(p));
+	if (err)
+		dr->status = 1;
+	emit(o);
+	finish(dr);
+}
+
+static void on_done(void *arg, int err)
+{
+	struct drive *dr = arg;
+
+	if (err)
+		dr->status = 1;
+	emit(result_json(err));
+	finish(dr);
+}
+
+static void on_users(void *arg, int err, const struct dir_profile *users, size_t n)
+{
+	struct drive *dr = arg;
+	json_t *o = result_json(err), *a = json_array();
+
+	for (size_t i = 0; err == 0 && i < n; i++)
+		json_array_append_new(a, profile_json(&users[i]));
+	json_object_set_new(o, "count", json_integer((json_int_t)(err ? 0 : n)));
+	json_object_set_new(o, "users", a);
+	if (err)
+		dr->status = 1;
+	emit(o);
+	finish(dr);
+}
+
+static void on_names(void *arg, int err, char *const *names, size_t n)
+{
+	struct drive *dr = arg;
+	json_t *o = result_json(err);
+
+	json_object_set_new(o, "count", json_integer((json_int_t)(err ? 0 : n)));
+	json_object_set_new(o, "groups", err ? json_array() : names_json(names, n));
+	if (err)
+		dr->status = 1;
+	emit(o);
+	finish(dr);
+}
+
+static void on_many(void *arg, int err, const struct dir_profile *p)
+{
+	struct drive *dr = arg;
+
+	(void)p;
+	count(dr, err);
+	if (--dr->pending == 0) {
+		summary(dr);
+		finish(dr);
+	}
+}
+
+static void loop_tick(uv_timer_t *t);
+
+static void on_loop(void *arg, int err, const struct dir_profile *p)
+{
+	struct drive *dr = arg;
+	json_t *o = result_json(err);
+
+	(void)p;
+	dr->pending--;
+	count(dr, err);
+	json_object_set_new(o, "t_ms", json_integer((json_int_t)(now_ms() - dr->start_ms)));
+	json_object_set_new(o, "seq", json_integer((json_int_t)dr->total));
+	json_object_set_new(o, "up", json_boolean(dir_is_up(dr->dir)));
+	emit(o);
+	if (dr->closing)
+		return;
+	if (now_ms() >= dr->end_ms) {
+		summary(dr);
+		finish(dr);
+		return;
+	}
+	uv_timer_start(&dr->timer, loop_tick, 50, 0);
+}
+
+static void loop_tick(uv_timer_t *t)
+{
+	struct drive *dr = t->data;
+	int rc;
+
+	rc = dir_authenticate(dr->dir, dr->user, dr->pw[0], dr->pw_len[0], on_loop, dr);
+	if (rc == 0) {
+		dr->pending++;
+		return;
+	}
+	/* Refused at once: counted like any other answer, and the loop goes on. */
+	dr->pending++;
+	on_loop(dr, rc, NULL);
+}
+
+static int parse_count(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > max || s[0] == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int start(struct drive *dr, int argc, char **argv)
+{
+	const char *c = argv[0];
+	unsigned long n = 0;
+	int rc = 0;
+
+	if (!strcmp(c, "auth") && argc == 2) {
+		dr->cmd = CMD_AUTH;
+	} else if (!strcmp(c, "lookup") && argc == 2) {
+		dr->cmd = CMD_LOOKUP;
+	} else if (!strcmp(c, "passwd") && argc == 2) {
+		dr->cmd = CMD_PASSWD;
+	} else if (!strcmp(c, "search") && argc == 3 && parse_count(argv[2], 1000000, &n) == 0) {
+		dr->cmd = CMD_SEARCH;
+	} else if (!strcmp(c, "groups") && argc == 2 && parse_count(argv[1], 1000000, &n) == 0) {
+		dr->cmd = CMD_GROUPS;
+	} else if (!strcmp(c, "users") && (argc == 2 || argc == 3) &&
+		   parse_count(argv[1], 1000000, &n) == 0) {
+		dr->cmd = CMD_USERS;
+	} else if (!strcmp(c, "many") && argc == 3 && parse_count(argv[1], 100000, &n) == 0 && n) {
+		dr->cmd = CMD_MANY;
+	} else if (!strcmp(c, "loop") && argc == 3 && parse_count(argv[1], 3600, &n) == 0) {
+		dr->cmd = CMD_LOOP;
+	} else {
+		return -EINVAL;
+	}
+
+	if (dr->cmd == CMD_AUTH || dr->cmd == CMD_MANY || dr->cmd == CMD_LOOP || dr->cmd == CMD_PASSWD)
+		if (read_secret(&dr->pw[0], &dr->pw_len[0]) < 0) {
+			fputs("ldapdrive: no password on stdin\n", stderr);
+			return -EINVAL;
+		}
+	if (dr->cmd == CMD_PASSWD && read_secret(&dr->pw[1], &dr->pw_len[1]) < 0) {
+		fputs("ldapdrive: no new password on stdin (second line)\n", stderr);
+		return -EINVAL;
+	}
+
+	dr->start_ms = now_ms();
+	switch (dr->cmd) {
+	case CMD_AUTH:
+		dr->user = argv[1];
+		rc = dir_authenticate(dr->dir, argv[1], dr->pw[0], dr->pw_len[0], on_profile, dr);
+		break;
+	case CMD_LOOKUP:
+		rc = dir_lookup(dr->dir, argv[1], on_profile, dr);
+		break;
+	case CMD_PASSWD:
+		rc = dir_change_password(dr->dir, argv[1], dr->pw[0], dr->pw_len[0], dr->pw[1],
+					 dr->pw_len[1], on_done, dr);
+		break;
+	case CMD_SEARCH:
+		rc = dir_search_users(dr->dir, argv[1], n, on_users, dr);
+		break;
+	case CMD_GROUPS:
+		rc = dir_list_groups(dr->dir, n, on_names, dr);
+		break;
+	case CMD_USERS:
+		rc = dir_list_users(dr->dir, argc == 3 ? argv[2] : NULL, n, on_users, dr);
+		break;
+	case CMD_MANY:
+		dr->user = argv[2];
+		dr->wanted = n;
+		rc = 0;
+		for (unsigned long i = 0; i < n; i++) {
+			int r = dir_authenticate(dr->dir, argv[2], dr->pw[0], dr->pw_len[0], on_many, dr);
+
+			if (r == 0)
+				dr->pending++;
+			else
+				count(dr, r);
+		}
+		if (dr->pending == 0) {
+			summary(dr);
+			finish(dr);
+		}
+		return 0;
+	case CMD_LOOP:
+		dr->user = argv[2];
+		dr->end_ms = dr->start_ms + n * 1000;
+		uv_timer_init(&dr->loop, &dr->timer);
+		dr->timer.data = dr;
+		dr->timer_open = true;
+		uv_timer_start(&dr->timer, loop_tick, 0, 0);
+		return 0;
+	}
+	if (rc < 0) {
+		/* Refused at once (the contract: no callback follows). */
+		json_t *o = result_json(rc);
+
+		json_object_set_new(o, "immediate", json_true());
+		emit(o);
+		dr->status = 1;
+		finish(dr);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct drive dr = { .status = 0 };
+	struct cfg *cfg = NULL;
+	const char *path = NULL;
+	int i = 1, rc;
+
+	if (argc > 1 && !strcmp(argv[1], "-h"))
+		return usage(), 0;
+	if (argc >= 3 && !strcmp(argv[1], "-c")) {
+		path = argv[2];
+		i = 3;
+	}
+	if (!path || i >= argc)
+		return usage();
+	if (cfg_load(path, CFG_NEED_LDAP, &cfg, stderr) < 0)
+		return 2;
+	cfg_log_init(cfg->agent.log_level);
+	dr.counts = json_object();
+	uv_loop_init(&dr.loop);
+	rc = dir_open(&dr.loop, cfg, &dr.dir);
+	if (rc < 0) {
+		fprintf(stderr, "ldapdrive: dir_open: %s\n", dir_code(rc));
+		dr.status = 1;
+		goto out;
+	}
+	if (start(&dr, argc - i, argv + i) < 0) {
+		dr.status = usage();
+		finish(&dr);
+	}
+	uv_run(&dr.loop, UV_RUN_DEFAULT);
+out:
+	if (uv_loop_close(&dr.loop) != 0) {
+		fputs("ldapdrive: handles left open on the loop after dir_close\n", stderr);
+		if (dr.status == 0)
+			dr.status = 1;
+	}
+	wipe(dr.pw[0], dr.pw_len[0]);
+	wipe(dr.pw[1], dr.pw_len[1]);
+	json_decref(dr.counts);
+	cfg_free(cfg);
+	return dr.status;
+}
