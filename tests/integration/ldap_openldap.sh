@@ -1,0 +1,270 @@
+#!/bin/bash
+# The ldap/ module against real OpenLDAP slapd servers: the shared one from run.sh
+# (SLAPD_DIR, SLAPD_PORT, SLAPD_SPORT) and a few started here for the untrusted
+# certificate, plain-link and failover checks.  Everything is observed through
+# build/tests/ldapdrive's JSON and slapd's own log (level stats: one line per
+# ACCEPT, BIND, SRCH), so "nothing reached the wire" is checked on the server.
+. "$ROOT/tests/lib.sh"
+. "$ROOT/tests/ldap_lib.sh"
+set -u
+
+BASE="dc=example,dc=test" PW='Passw0rd!'
+P="ou=people,$BASE" G="ou=groups,$BASE"
+SVC="cn=dirbridge-svc,ou=services,$BASE"
+LOG=$SLAPD_DIR/slapd.log
+CA=$SLAPD_DIR/tls/ca.crt
+LDAPI="ldapi://$(echo "$SLAPD_DIR/ldapi" | sed 's,/,%2F,g')"
+SLAPD=$ROOT/tests/servers/slapd.sh
+export LDAPTLS_CACERT=$CA LDAPTLS_REQCERT=demand
+
+if [ ! -x "$BUILD/tests/ldapdrive" ]; then
+  fail "build/tests/ldapdrive is missing (is the ldap/ module built?)"
+  finish; exit
+fi
+
+secret "$T/svc.pw" 'Svc-Passw0rd!'
+COMMON=(ca_file="$CA" base_dn="$BASE" type=openldap
+        "user_filter=(&(objectClass=inetOrgPerson)(uid={username}))" groups=recursive timeout_ms=3000)
+SIMPLE=(bind_dn="$SVC" bind_password_file="$T/svc.pw")
+conf "$T/ldaps.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}"
+conf "$T/starttls.ini" url="ldap://127.0.0.1:$SLAPD_PORT" starttls=true "${COMMON[@]}" "${SIMPLE[@]}"
+C=$T/ldaps.ini
+
+# Counts simple binds as DN in the shared slapd log.
+binds() { grep -cF "BIND dn=\"$1\" method=128" "$LOG" || true; }
+
+echo "== login, profile, nested groups"
+drive "$C" "$PW\n" auth alice
+check_eq "alice: ok" "$(code)" ok
+check_eq "alice: username" "$(j .profile.username)" alice
+check_eq "alice: dn" "$(j .profile.dn)" "uid=alice,$P"
+check_eq "alice: display_name" "$(j .profile.display_name)" "Alice Test"
+check_eq "alice: email" "$(j .profile.email)" alice@example.test
+check_eq "alice: nested groups (engineers -> staff -> all)" "$(j '.profile.groups|join(",")')" "all,engineers,staff"
+check_eq "alice: exit status 0" "$RC" 0
+drive "$T/starttls.ini" "$PW\n" auth alice
+check_eq "alice over StartTLS: ok" "$(code)" ok
+check_eq "alice over StartTLS: same groups" "$(j '.profile.groups|join(",")')" "all,engineers,staff"
+check_match "StartTLS was negotiated" "$(grep -c 'EXT oid=1.3.6.1.4.1.1466.20037' "$LOG")" '^[1-9]'
+drive "$C" "" lookup alice
+check_eq "lookup alice: ok, not disabled" "$(j '[.code,.profile.disabled,.profile.dn]|join(" ")')" "ok false uid=alice,$P"
+check_eq "lookup alice: groups" "$(j '.profile.groups|join(",")')" "all,engineers,staff"
+drive "$C" "$PW\n" auth bob
+check_eq "bob: direct and nested groups" "$(j '[.code]+.profile.groups|join(",")')" "ok,all,staff"
+drive "$C" "$PW\n" auth eve
+check_eq "eve: group cycle a<->b terminates with both" "$(j '[.code]+.profile.groups|join(",")')" "ok,cycle-a,cycle-b"
+drive "$C" "$PW\n" auth "o'brien"
+check_eq "o'brien (DN with an escaped comma): ok" "$(code)" ok
+check_match "o'brien: dn" "$(j .profile.dn)" '^cn=Smith(\\,|\\2[cC]) John,ou=people,dc=example,dc=test$'
+check_eq "o'brien: group with a comma in its name" "$(j '.profile.groups|join("|")')" "Ops, Special"
+check_eq "o'brien: display_name with quotes" "$(j .profile.display_name)" "John \"O'Brien\" Smith"
+
+echo "== refusals"
+drive "$C" "wrong-Passw0rd\n" auth bob
+wrong=$(answer); wrong_rc=$RC
+drive "$C" "$PW\n" auth nobody-here
+unknown=$(answer)
+check_eq "wrong password: invalid_credentials" "$(jq -r .code <<<"$wrong")" invalid_credentials
+check_eq "wrong password: exit status 1" "$wrong_rc" 1
+check_eq "unknown user: the identical answer" "$unknown" "$wrong"
+drive "$C" "$PW\n" auth bob   # a good bind clears bob's ppolicy failure count
+drive "$C" "$PW\n" auth carol
+check_eq "carol (pwdAccountLockedTime): account_locked" "$(code)" account_locked
+drive "$C" "" lookup carol
+check_eq "lookup carol: found, disabled" "$(j '[.code,.profile.disabled]|join(" ")')" "ok true"
+drive "$C" "$PW\n" auth dave
+check_eq "dave (pwdReset): password_must_change" "$(code)" password_must_change
+drive "$C" "" lookup nobody-here
+check_nomatch "lookup unknown user: not ok" "$(code)" '^ok$'
+
+echo "== empty password and NUL never reach the wire"
+m=$(log_mark "$LOG")
+drive "$C" "\n" auth eve
+check_eq "empty password: invalid_credentials" "$(code)" invalid_credentials
+drive "$C" "Passw0rd!\0x\n" auth eve
+check_eq "password with NUL: invalid_credentials" "$(code)" invalid_credentials
+drive "$C" "\0\n" auth eve
+check_eq "password that is one NUL: invalid_credentials" "$(code)" invalid_credentials
+sleep 0.2
+check_eq "no BIND as eve reached slapd" "$(log_since "$LOG" "$m" | count_re "BIND dn=\"uid=eve,")" 0
+check_eq "no anonymous BIND reached slapd" "$(log_since "$LOG" "$m" | count_re 'BIND dn="" method=128')" 0
+
+echo "== hostile usernames"
+m=$(log_mark "$LOG")
+for u in '*' '*)(uid=*' 'admin)(|(uid=*' 'al*' 'alice)' '(uid=alice)' 'alice\' 'alice,ou=people'; do
+  drive "$C" "$PW\n" auth "$u"
+  check_match "auth '$u': refused" "$(code)" '^(invalid_credentials|bad_request)$'
+  check_eq "auth '$u': no profile" "$(j '.profile.dn // "none"')" none
+  drive "$C" "" lookup "$u"
+  check_nomatch "lookup '$u': not ok" "$(code)" '^ok$'
+done
+drive "$C" "$PW\n" auth "$(printf 'x%.0s' $(seq 300))"
+check_match "300-byte username: refused" "$(code)" '^(invalid_credentials|bad_request)$'
+sleep 0.2
+check_eq "no unescaped wildcard in any user search" \
+  "$(log_since "$LOG" "$m" | grep 'SRCH' | count_re '\(uid=\*|\(uid=al\*|\(\|\(uid')" 0
+check_eq "no BIND for any hostile name" "$(log_since "$LOG" "$m" | grep 'method=128' | grep -vcF "$SVC" || true)" 0
+
+echo "== untrusted certificate: refused before any bind"
+RP=$(free_port) RSP=$(free_port)
+DIR=$T/rogue PORT=$RP SPORT=$RSP BULK=0 "$SLAPD" start >"$T/rogue.start" 2>&1 || cat "$T/rogue.start"
+bg_track "$(cat "$T/rogue/slapd.fgpid" 2>/dev/null)"
+conf "$T/rogue-ldaps.ini" url="ldaps://127.0.0.1:$RSP" "${COMMON[@]}" "${SIMPLE[@]}"
+conf "$T/rogue-starttls.ini" url="ldap://127.0.0.1:$RP" starttls=true "${COMMON[@]}" "${SIMPLE[@]}"
+drive "$T/rogue-ldaps.ini" "$PW\n" auth alice
+check_eq "LDAPS to an untrusted server: directory_unavailable" "$(code)" directory_unavailable
+drive "$T/rogue-starttls.ini" "$PW\n" auth alice
+check_eq "StartTLS to an untrusted server: directory_unavailable" "$(code)" directory_unavailable
+sleep 0.2
+check_match "the module did connect to the untrusted server" "$(count_re 'ACCEPT from' <"$T/rogue/slapd.log")" '^[1-9]'
+check_eq "no BIND at all reached the untrusted server" "$(count_re 'BIND' <"$T/rogue/slapd.log")" 0
+DIR=$T/rogue "$SLAPD" stop >/dev/null
+
+echo "== SASL EXTERNAL service bind (client certificate CN=dirbridge-svc)"
+conf "$T/external.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" sasl_mech=EXTERNAL \
+  cert_file="$SLAPD_DIR/tls/svc.crt" key_file="$SLAPD_DIR/tls/svc.key"
+m=$(log_mark "$LOG")
+drive "$T/external.ini" "$PW\n" auth alice
+check_eq "alice via an EXTERNAL-bound service connection: ok" "$(code)" ok
+check_eq "alice via EXTERNAL: groups" "$(j '.profile.groups|join(",")')" "all,engineers,staff"
+sleep 0.2
+check_match "slapd saw the service bind as EXTERNAL" \
+  "$(log_since "$LOG" "$m" | grep -F "dn=\"$SVC\"" | count_re 'mech=EXTERNAL')" '^[1-9]'
+check_eq "no simple bind as the service with EXTERNAL configured" \
+  "$(log_since "$LOG" "$m" | grep -cF "BIND dn=\"$SVC\" method=128" || true)" 0
+
+echo "== paged searches beyond the server's sizelimit (500)"
+admin_count() {   # a paged count as the rootdn over ldapi: the truth to compare with
+  ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAPI" -E pr=300/noprompt -b "$BASE" "$1" dn 2>/dev/null | grep -c '^dn:'
+}
+n_bulk=$(admin_count '(|(cn=*Bulk User*)(mail=*Bulk User*)(uid=*Bulk User*)(displayName=*Bulk User*))')
+n_users=$(admin_count '(objectClass=inetOrgPerson)')
+n_groups=$(admin_count '(objectClass=groupOfNames)')
+check "fixture: more bulk users ($n_bulk) than the sizelimit (500)" test "$n_bulk" -gt 500
+drive "$C" "" search "Bulk User" 5000
+check_eq "search 'Bulk User' limit 5000: all $n_bulk" "$(j .count)/$(j '.users|length')" "$n_bulk/$n_bulk"
+check_eq "search results are distinct" "$(j '[.users[].dn]|unique|length')" "$n_bulk"
+drive "$C" "" search "Bulk User" 700
+check_eq "search limit 700 (above the sizelimit): 700" "$(j .count)" 700
+drive "$C" "" search "bulk.example" 50
+check_eq "search matches email too, limit 50" "$(j .count)" 50
+drive "$C" "" search "Alice Tes" 10
+check_eq "search by display name" "$(j '[.users[].username]|join(",")')" alice
+drive "$C" "" search "*" 10
+check_eq "search '*' is literal: matches nobody" "$(j '[.code,.count]|join(" ")')" "ok 0"
+drive "$C" "" search ")(uid=*" 10
+check_match "search ')(uid=*' is literal" "$(j '[.code,(.count|tostring)]|join(" ")')" '^(ok 0|bad_request 0)$'
+drive "$C" "" users 5000
+check_eq "users limit 5000: every user object ($n_users)" "$(j .count)" "$n_users"
+drive "$C" "" users 600
+check_eq "users limit 600: 600" "$(j .count)" 600
+drive "$C" "" users 5000 "(uid=u00*)"
+check_eq "users with a filter: u0001..u0099" "$(j .count)" 99
+drive "$C" "" groups 1000
+check_eq "groups: every group ($n_groups)" "$(j .count)" "$n_groups"
+check_match "groups: names, including one with a comma" "$(j '.groups|join("|")')" '(^|\|)Ops, Special(\||$)'
+check_match "groups: the cycle" "$(j '.groups|join("|")')" 'cycle-a\|cycle-b'
+drive "$C" "" groups 2
+check_eq "groups limit 2" "$(j .count)" 2
+
+echo "== change password (Password Modify exop as the user)"
+drive "$C" "$PW\nN3w-Passw0rd!\n" passwd eve
+check_eq "eve changes her password" "$(code)" ok
+drive "$C" "N3w-Passw0rd!\n" auth eve
+check_eq "eve logs in with the new password" "$(code)" ok
+drive "$C" "$PW\n" auth eve
+check_eq "the old password no longer works" "$(code)" invalid_credentials
+drive "$C" "wrong-old\nOther-Passw0rd!\n" passwd eve
+check_eq "change with a wrong old password: invalid_credentials" "$(code)" invalid_credentials
+drive "$C" "N3w-Passw0rd!\n\n" passwd eve
+check_match "change to an empty password: refused" "$(code)" '^(bad_request|password_policy|invalid_credentials)$'
+drive "$C" "N3w-Passw0rd!\n$PW\n" passwd eve
+check_eq "eve changes it back" "$(code)" ok
+drive "$C" "$PW\n" auth eve
+check_eq "eve logs in with the original password" "$(code)" ok
+drive "$C" "$PW\nDave-N3w-Pass!\n" passwd dave
+check_eq "dave (must change) changes his password" "$(code)" ok
+drive "$C" "Dave-N3w-Pass!\n" auth dave
+check_eq "dave then logs in" "$(code)" ok
+# Restore dave for the next run: old password, pwdReset again.
+ldapmodify -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1 <<EOF
+dn: uid=dave,$P
+changetype: modify
+replace: userPassword
+userPassword: $PW
+-
+replace: pwdReset
+pwdReset: TRUE
+EOF
+drive "$C" "$PW\n" auth dave
+check_eq "dave restored to must-change" "$(code)" password_must_change
+
+echo "== concurrency"
+drive "$C" "$PW\n" many 200 alice
+check_eq "200 concurrent logins: all ok" "$(j '.counts.ok')/$(j .total)" "200/200"
+echo "   200 concurrent logins in $(j .elapsed_ms) ms"
+
+echo "== failover: the first URL is a closed port"
+DEAD=$(free_port)
+conf "$T/dead-first.ini" url="ldaps://127.0.0.1:$DEAD ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}"
+t0=$(date +%s%N)
+drive "$T/dead-first.ini" "$PW\n" auth alice
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_eq "dead first URL: the second answers" "$(code)" ok
+check_match "dead first URL: answered within the timeout (${ms} ms)" "$ms" '^([0-9]{1,3}|[0-2][0-9]{3})$'
+conf "$T/all-dead.ini" url="ldaps://127.0.0.1:$DEAD" "${COMMON[@]}" "${SIMPLE[@]}"
+drive "$T/all-dead.ini" "$PW\n" auth alice
+check_eq "every URL dead: directory_unavailable" "$(code)" directory_unavailable
+
+echo "== failover: a plain ldap:// link never carries a password"
+AP=$(free_port) ASP=$(free_port) BP=$(free_port) BSP=$(free_port)
+DIR=$T/a PORT=$AP SPORT=$ASP CA_FROM=$SLAPD_DIR BULK=0 "$SLAPD" start >"$T/a.start" 2>&1 || cat "$T/a.start"
+bg_track "$(cat "$T/a/slapd.fgpid" 2>/dev/null)"
+DIR=$T/b PORT=$BP SPORT=$BSP CA_FROM=$SLAPD_DIR BULK=0 "$SLAPD" start >"$T/b.start" 2>&1 || cat "$T/b.start"
+bg_track "$(cat "$T/b/slapd.fgpid" 2>/dev/null)"
+conf "$T/plain.ini" url="ldap://127.0.0.1:$AP" starttls=false "${COMMON[@]}" "${SIMPLE[@]}"
+drive "$T/plain.ini" "$PW\n" auth alice
+if [ "$RC" = 2 ]; then
+  pass "plain ldap:// without StartTLS: refused by the configuration"
+else
+  check_nomatch "plain ldap:// without StartTLS: no login" "$(code)" '^ok$'
+fi
+sleep 0.2
+# A simple bind with a DN on a connection that never did StartTLS carries a password in clear.
+clear=$(awk '/EXT oid=1.3.6.1.4.1.1466.20037/ { match($0, /conn=[0-9]+/); tls[substr($0, RSTART, RLENGTH)] = 1 }
+  /BIND dn="[^"]+" method=128/ { match($0, /conn=[0-9]+/); if (!tls[substr($0, RSTART, RLENGTH)]) n++ }
+  END { print n + 0 }' "$T/a/slapd.log")
+check_eq "plain ldap://: no password sent in clear" "$clear" 0
+
+echo "== failover: kill the first server mid-run, then restart it"
+conf "$T/pair.ini" url="ldaps://127.0.0.1:$ASP ldaps://127.0.0.1:$BSP" "${COMMON[@]}" "${SIMPLE[@]}"
+abinds() { grep -cF "BIND dn=\"uid=alice,$P\" method=128" "$1" 2>/dev/null || true; }
+timeout 60 "$BUILD/tests/ldapdrive" -c "$T/pair.ini" loop 16 alice < <(printf '%s\n' "$PW") \
+  >"$T/loop.out" 2>"$T/loop.err" &
+LP=$!; bg_track $LP
+sleep 3
+a1=$(abinds "$T/a/slapd.log") b1=$(abinds "$T/b/slapd.log")
+check_match "before the kill: the first server answers" "$a1" '^[1-9]'
+check_eq "before the kill: the second server is idle" "$b1" 0
+kill -KILL "$(cat "$T/a/slapd.fgpid")"
+sleep 3
+b2=$(abinds "$T/b/slapd.log")
+check_match "after the kill: the second server answers" "$b2" '^[1-9]'
+DIR=$T/a PORT=$AP SPORT=$ASP CA_FROM=$SLAPD_DIR BULK=0 "$SLAPD" start >"$T/a.start" 2>&1 || cat "$T/a.start"
+bg_track "$(cat "$T/a/slapd.fgpid" 2>/dev/null)"
+wait $LP; lrc=$?
+check_match "the loop ended normally (exit $lrc)" "$lrc" '^[01]$'
+check_eq "no sanitizer report in the loop" "$(count_re 'Sanitizer|runtime error:' <"$T/loop.err")" 0
+total=$(grep -c '"seq"' "$T/loop.out" || true)
+bad=$(grep '"seq"' "$T/loop.out" | grep -vc '"code":"ok"' || true)
+unexpected=$(grep '"seq"' "$T/loop.out" | grep -v '"code":"ok"' | grep -vc '"code":"directory_unavailable"' || true)
+check_match "the loop kept answering ($total results in 16 s)" "$total" '^([5-9][0-9]|[0-9]{3,})$'
+check_eq "only ok or directory_unavailable during failover" "$unexpected" 0
+check_match "at most one request failed across the kill (got $bad)" "$bad" '^[01]$'
+a3=$(abinds "$T/a/slapd.log")
+check_match "traffic returned to the restarted first server ($a3 logins there)" "$a3" '^[1-9]'
+grep '"seq"' "$T/loop.out" | grep -v '"code":"ok"' | head -5
+DIR=$T/a "$SLAPD" stop >/dev/null; DIR=$T/b "$SLAPD" stop >/dev/null
+
+check_eq "no sanitizer report from any ldapdrive run" "$(count_re 'Sanitizer|runtime error:' <"$T/drive.log")" 0
+finish
