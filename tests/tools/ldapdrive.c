@@ -25,6 +25,7 @@
 
 #include "config/cfg.h"
 #include "ldap/dir.h"
+#include "tls/tls.h"
 
 enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP };
 
@@ -103,8 +104,11 @@ static json_t *str_or_null(const char *s)
 static json_t *names_json(char *const *names, size_t n)
 {
 	json_t *a = json_array();
-	char **sorted = calloc(n ? n : 1, sizeof *sorted);
+	char **sorted;
 
+	if (n == 0 || !names)
+		return a;
+	sorted = calloc(n, sizeof *sorted);
 	if (!sorted)
 		return a;
 	memcpy(sorted, names, n * sizeof *sorted);
@@ -430,6 +434,12 @@ int main(int argc, char **argv)
 	if (cfg_load(path, CFG_NEED_LDAP, &cfg, stderr) < 0)
 		return 2;
 	cfg_log_init(cfg->agent.log_level);
+	/* The ldap/ module's TLS sessions come from tls/, which needs this once. */
+	if (tls_global_init() < 0) {
+		fputs("ldapdrive: cannot initialise GnuTLS\n", stderr);
+		cfg_free(cfg);
+		return 1;
+	}
 	dr.counts = json_object();
 	uv_loop_init(&dr.loop);
 	rc = dir_open(&dr.loop, cfg, &dr.dir);
