@@ -153,8 +153,11 @@ if mkuser "$PWU" "$PW"; then
   check_eq "user changes own password" "$(code)" ok
   drive "$C" "N3w-Passw0rd!\n" auth "$PWU"
   check_eq "logs in with the new password" "$(code)" ok
-  drive "$C" "$PW\n" auth "$PWU"
-  check_eq "old password refused" "$(code)" invalid_credentials
+  # Samba, like Windows for NTLM, still accepts the old password at bind for a
+  # while after a change, so the change shows in the next change instead: the
+  # old password is no longer the current one.
+  drive "$C" "$PW\nAn0ther-Passw0rd!\n" passwd "$PWU"
+  check_eq "change from the old password refused: the change took effect" "$(code)" invalid_credentials
   drive "$C" "N3w-Passw0rd!\nshort\n" passwd "$PWU"
   check_eq "weak new password: password_policy" "$(code)" password_policy
   drive "$C" "wrong-old\nAn0ther-Passw0rd!\n" passwd "$PWU"
