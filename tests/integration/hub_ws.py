@@ -4,7 +4,7 @@ hub (server), both over TLS, with just enough RFC 6455 framing to send hostile
 frames on purpose.  Standard library only.  Every operation has a timeout.
 
   hub_ws.py agent HOST PORT CA TOKEN SCENARIO   (fake agent against dirbridge-hub)
-  hub_ws.py hub PORT CERT KEY SCENARIO          (fake hub for a real agent)
+  hub_ws.py hub PORT CERT KEY TOKEN             (fake hub for a real agent)
 
 Prints one line per observation; the shell script decides PASS/FAIL.
 """
@@ -180,10 +180,131 @@ def fake_agent(host, port, ca, token, scenario):
     print("closed" if closed_or_close(ws) else "still-open")
 
 
+class FakeHub:
+    def __init__(self, port, cert, key, token):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", port))
+        self.srv.listen(8)
+        self.token = token
+
+    def accept(self, timeout=40):
+        """The next agent that presents the right token, after its hello."""
+        self.srv.settimeout(timeout)
+        while True:
+            raw, _ = self.srv.accept()
+            try:
+                s = self.ctx.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError):
+                continue
+            s.settimeout(20)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 16384:
+                d = s.recv(4096)
+                if not d:
+                    break
+                head += d
+            lines = head.split(b"\r\n\r\n")[0].decode(errors="replace").split("\r\n")
+            hdrs = {l.split(":", 1)[0].strip().lower(): l.split(":", 1)[1].strip()
+                    for l in lines[1:] if ":" in l}
+            if hdrs.get("authorization") != "Bearer " + self.token:
+                s.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+                s.close()
+                print("refused-token", flush=True)
+                continue
+            acc = base64.b64encode(hashlib.sha1(hdrs["sec-websocket-key"].encode() + GUID).digest())
+            s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+            ws = WS(s, False)
+            ws.buf = head.split(b"\r\n\r\n", 1)[1]
+            op, data = ws.recv_msg()
+            hello = json.loads(data)
+            print("hello", hello.get("type"), hello.get("agent"), hello.get("public_url"), flush=True)
+            return ws
+
+    @staticmethod
+    def results(ws, ids, timeout=60):
+        """Collects results for IDS (any order): id -> message."""
+        got, end = {}, time.time() + timeout
+        ws.s.settimeout(timeout)
+        while set(ids) - set(got) and time.time() < end:
+            op, data = ws.recv_msg()
+            if op == 8:
+                break
+            m = json.loads(data)
+            if m.get("type") == "result":
+                got[m.get("id")] = m
+        return got
+
+    @staticmethod
+    def close_code(ws, timeout=20):
+        """The close code the agent sends (or 'eof'), or 'open' after TIMEOUT."""
+        ws.s.settimeout(timeout)
+        try:
+            while True:
+                op, data = ws.recv_msg()
+                if op == 8:
+                    return str(struct.unpack("!H", data[:2])[0]) if len(data) >= 2 else "none"
+        except (EOFError, ConnectionError, ssl.SSLError, OSError) as e:
+            return "timeout" if isinstance(e, socket.timeout) else "eof"
+
+
+def fake_hub(port, cert, key, token):
+    hub = FakeHub(port, cert, key, token)
+    ws = hub.accept()
+    bad = [
+        ("m1", {"type": "authenticate", "id": "m1"}),
+        ("m2", {"type": "authenticate", "id": "m2", "username": 5, "password": "x"}),
+        ("m3", {"type": "frobnicate", "id": "m3"}),
+        ("m4", {"type": "search_users", "id": "m4", "query": "a", "limit": 0}),
+        ("m5", {"type": "list_groups", "id": "m5", "limit": "10"}),
+        ("m6", {"type": "change_password", "id": "m6", "username": "alice"}),
+        ("m7", {"type": "lookup", "id": "m7", "username": None}),
+    ]
+    for _, m in bad:
+        ws.send_json(m)
+    ws.send_json({"type": "authenticate", "username": "alice", "password": "Passw0rd!"})
+    ws.send_json({"type": "authenticate", "id": "g1", "username": "alice", "password": "Passw0rd!"})
+    got = hub.results(ws, [i for i, _ in bad] + ["g1"])
+    for i, _ in bad:
+        print("result", i, got.get(i, {}).get("error", "missing"), flush=True)
+    print("result g1", "ok" if got.get("g1", {}).get("ok") else got.get("g1"), flush=True)
+    ids = ["f%d" % i for i in range(400)]
+    for i in ids:
+        ws.send_json({"type": "lookup", "id": i, "username": "alice"})
+    got = hub.results(ws, ids, timeout=120)
+    busy = sum(1 for m in got.values() if m.get("error") == "busy")
+    ok = sum(1 for m in got.values() if m.get("ok"))
+    print("flood answered %d ok %d busy %d" % (len(got), ok, busy), flush=True)
+    for name, send in (("bad-json", lambda w: w.send_frame(1, b"{not json")),
+                       ("binary", lambda w: w.send_frame(2, b"\x00\x01")),
+                       ("huge", lambda w: w.send_frame(1, b"[" + b"1," * (5 << 20) + b"1]"))):
+        try:
+            send(ws)
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
+        print("close", name, hub.close_code(ws), flush=True)
+        t0 = time.time()
+        ws = hub.accept()
+        print("reconnected after", name, "%.1f" % (time.time() - t0), flush=True)
+    # Half-open: stop reading (no pongs); the agent must give up on the link.
+    t0 = time.time()
+    ws.s.settimeout(60)
+    ws2 = hub.accept(timeout=60)
+    print("silent hub dropped after %.0f s" % (time.time() - t0), flush=True)
+    ws2.send_json({"type": "authenticate", "id": "g2", "username": "alice", "password": "Passw0rd!"})
+    got = hub.results(ws2, ["g2"])
+    print("result g2", "ok" if got.get("g2", {}).get("ok") else got.get("g2"), flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "agent":
         fake_agent(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
+    elif mode == "hub":
+        fake_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         sys.exit("unknown mode")
 
