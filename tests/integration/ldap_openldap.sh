@@ -59,6 +59,13 @@ check_match "o'brien: dn" "$(j .profile.dn)" '^cn=Smith(\\,|\\2[cC]) John,ou=peo
 check_eq "o'brien: group with a comma in its name" "$(j '.profile.groups|join("|")')" "Ops, Special"
 check_eq "o'brien: display_name with quotes" "$(j .profile.display_name)" "John \"O'Brien\" Smith"
 
+conf "$T/attrs.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}" "attributes=givenName sn"
+drive "$T/attrs.ini" "$PW\n" auth alice
+check_eq "configured attributes in the profile" "$(j '[.profile.attrs.givenName[0],.profile.attrs.sn[0]]|join(" ")')" "Alice Test"
+conf "$T/attrs-pw.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}" "attributes=userPassword"
+drive "$T/attrs-pw.ini" "" lookup alice
+check_eq "userPassword as an extra attribute: configuration refused (exit 2)" "$RC" 2
+
 echo "== refusals"
 drive "$C" "wrong-Passw0rd\n" auth bob
 wrong=$(answer); wrong_rc=$RC
@@ -275,6 +282,20 @@ check_match "at most one request failed across the kill (got $bad)" "$bad" '^[01
 a3=$(abinds "$T/a/slapd.log")
 check_match "traffic returned to the restarted first server ($a3 logins there)" "$a3" '^[1-9]'
 grep '"seq"' "$T/loop.out" | grep -v '"code":"ok"' | head -5
+
+echo "== failover: the first server hangs (accepts TCP, never answers)"
+APID=$(cat "$T/a/slapd.fgpid")
+kill -STOP "$APID"
+t0=$(date +%s%N)
+drive "$T/pair.ini" "$PW\n" auth alice
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_match "hung first server: an answer within twice timeout_ms (${ms} ms, $(code))" "$ms" '^([0-9]{1,3}|[0-6][0-9]{3})$'
+check_match "hung first server: ok or directory_unavailable" "$(code)" '^(ok|directory_unavailable)$'
+timeout 60 "$BUILD/tests/ldapdrive" -c "$T/pair.ini" loop 10 alice < <(printf '%s\n' "$PW") >"$T/hang.out" 2>"$T/hang.err"
+check_eq "hung first server: the last requests are served by the second" \
+  "$(grep '"seq"' "$T/hang.out" | tail -3 | grep -c '"code":"ok"')" 3
+echo "   hung first server, 10 s loop: $(grep -c '"code":"ok"' "$T/hang.out") ok, $(grep '"seq"' "$T/hang.out" | grep -vc '"code":"ok"') failed"
+kill -CONT "$APID"
 DIR=$T/a "$SLAPD" stop >/dev/null; DIR=$T/b "$SLAPD" stop >/dev/null
 
 check_eq "no sanitizer report from any ldapdrive run" "$(count_re 'Sanitizer|runtime error:' <"$T/drive.log")" 0
