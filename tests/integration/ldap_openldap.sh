@@ -74,7 +74,10 @@ unknown=$(answer)
 check_eq "wrong password: invalid_credentials" "$(jq -r .code <<<"$wrong")" invalid_credentials
 check_eq "wrong password: exit status 1" "$wrong_rc" 1
 check_eq "unknown user: the identical answer" "$unknown" "$wrong"
+drive "$C" "$(head -c 100000 /dev/zero | tr '\0' a)\n" auth bob
+check_eq "100 kB password: invalid_credentials" "$(code)" invalid_credentials
 drive "$C" "$PW\n" auth bob   # a good bind clears bob's ppolicy failure count
+check_eq "bob still logs in after the failures" "$(code)" ok
 drive "$C" "$PW\n" auth carol
 check_eq "carol (pwdAccountLockedTime): account_locked" "$(code)" account_locked
 drive "$C" "" lookup carol
@@ -126,6 +129,20 @@ check_eq "StartTLS to an untrusted server: directory_unavailable" "$(code)" dire
 sleep 0.2
 check_match "the module did connect to the untrusted server" "$(log_since "$T/rogue/slapd.log" "$m" | count_re 'ACCEPT from')" '^[1-9]'
 check_eq "no BIND at all reached the untrusted server" "$(log_since "$T/rogue/slapd.log" "$m" | count_re 'BIND')" 0
+DIR=$T/rogue "$SLAPD" stop >/dev/null
+# A certificate from the trusted CA, for another name: the name check alone refuses it.
+DIR=$T/rogue PORT=$RP SPORT=$RSP BULK=0 CA_FROM=$SLAPD_DIR SRV_DNS=other.example.test SRV_IP= \
+  "$SLAPD" start >"$T/rogue.start" 2>&1 || cat "$T/rogue.start"
+bg_track "$(cat "$T/rogue/slapd.fgpid" 2>/dev/null)"
+m=$(log_mark "$T/rogue/slapd.log")
+drive "$T/rogue-ldaps.ini" "$PW\n" auth alice
+check_eq "trusted CA but another host name: directory_unavailable" "$(code)" directory_unavailable
+sleep 0.2
+check_match "the module did connect to the wrong-name server" "$(log_since "$T/rogue/slapd.log" "$m" | count_re 'ACCEPT from')" '^[1-9]'
+check_eq "no BIND reached the wrong-name server" "$(log_since "$T/rogue/slapd.log" "$m" | count_re 'BIND')" 0
+conf "$T/byname.ini" url="ldaps://localhost:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}"
+drive "$T/byname.ini" "$PW\n" auth alice
+check_eq "ldaps://localhost (a DNS name in the certificate): ok" "$(code)" ok
 DIR=$T/rogue "$SLAPD" stop >/dev/null
 
 echo "== SASL EXTERNAL service bind (client certificate CN=dirbridge-svc)"
