@@ -33,6 +33,7 @@
 #define PAGE_SIZE 500
 #define GROUP_SEARCHES_MAX 128	/* bounds the OpenLDAP membership walk */
 #define GROUP_BATCH 64		/* DNs per membership search */
+#define USER_CONNS_MAX 32	/* user-bind connections open at once */
 #define GROUPS_MAX 4096
 #define BACKOFF_MIN_MS 500u
 #define BACKOFF_MAX_MS 30000u
@@ -129,6 +130,7 @@ struct req {
 	struct req *next, *prev;
 	enum req_kind kind;
 	bool finished, queued, readonly;
+	bool want_uconn;	/* waiting for a user-connection slot */
 	unsigned retries;
 	struct conn *conn;	/* connection of the operation in flight */
 	int msgid;
@@ -167,6 +169,7 @@ struct dir {
 	size_t n_srv;
 	struct conn *conns;
 	struct req *reqs;
+	unsigned n_user_conns;
 	uv_timer_t kick;	/* runs queued work from the loop, never inline */
 	unsigned handles;	/* open handles and lookups; freed at zero */
 	char *bind_pw;
@@ -188,6 +191,7 @@ static void req_conn_lost(struct req *r, struct conn *c);
 static void dir_maybe_free(struct dir *d);
 static void kick(struct dir *d);
 static void user_conn_ready(struct req *r);
+static void user_conn_next(struct dir *d);
 
 /* ---- error mapping ------------------------------------------------------- */
 
@@ -666,10 +670,14 @@ static void conn_release(struct conn *c)
 	conn_set_state(c, CONN_DEAD);
 	if (c->ai)
 		uv_freeaddrinfo(c->ai);
+	if (c->kind == CONN_USER)
+		d->n_user_conns--;
 	free(c);
 	d->handles--;
-	if (!d->closing)
+	if (!d->closing) {
 		pool_fill(d);
+		user_conn_next(d);
+	}
 	dir_maybe_free(d);
 }
 
@@ -755,7 +763,9 @@ static void conn_fail(struct conn *c, int err, const char *why)
 		cfg_log(CFG_LOG_INFO, "ldap: %s %s connection lost in state %s: %s", sv->name,
 			c->kind == CONN_SERVICE ? "service" : "user", conn_state_name[c->state],
 			why);
-		if (err == DIR_E_UNAVAILABLE)
+		/* Server health is the pool's to judge: a user connection that
+		 * loses a race under load says little about the server. */
+		if (err == DIR_E_UNAVAILABLE && c->kind == CONN_SERVICE)
 			server_down(sv, why);
 	}
 	conn_close(c);
@@ -1198,13 +1208,17 @@ static struct conn *conn_new(struct dir *d, size_t srv, enum conn_kind kind)
 	c->next = d->conns;
 	d->conns = c;
 	d->handles++;
+	if (kind == CONN_USER)
+		d->n_user_conns++;
 	uv_timer_init(d->loop, &c->timer);
 	c->timer.data = c;
 	c->timer_open = true;
 	c->refs++;
 	/* Half the request timeout, so a request can outlive one dead server
 	 * and still be answered by the next. */
-	uv_timer_start(&c->timer, on_conn_timeout, d->cfg->ldap.timeout_ms / 2 + 1, 0);
+	uv_timer_start(&c->timer, on_conn_timeout,
+		       kind == CONN_SERVICE ? d->cfg->ldap.timeout_ms / 2 + 1 : d->cfg->ldap.timeout_ms,
+		       0);
 	c->gai.data = c;
 	rc = uv_getaddrinfo(d->loop, &c->gai, on_resolved, sv->host, sv->port, &hints);
 	if (rc < 0) {
@@ -1304,7 +1318,11 @@ static void op_done(struct req *r)
 
 static void req_finish(struct req *r, int err)
 {
+	/* Empty lists are passed as an empty array, never as NULL. */
+	static char *no_names[1];
+	static struct dir_profile empty_users[1];
 	struct dir *d = r->d;
+	char **names = r->groups.v ? r->groups.v : no_names;
 
 	if (r->finished)
 		return;
@@ -1337,7 +1355,7 @@ static void req_finish(struct req *r, int err)
 				.dn = e->dn,
 				.display_name = e->display ? e->display : e->cn,
 				.email = e->mail,
-				.groups = r->groups.v,
+				.groups = names,
 				.n_groups = r->groups.n,
 				.attrs = e->attrs,
 				.n_attrs = e->n_attrs,
@@ -1353,10 +1371,11 @@ static void req_finish(struct req *r, int err)
 		r->done_cb(r->arg, err);
 		break;
 	case REQ_USERS:
-		r->users_cb(r->arg, err, err ? NULL : r->users, err ? 0 : r->n_users);
+		r->users_cb(r->arg, err, err ? NULL : r->users ? r->users : empty_users,
+			    err ? 0 : r->n_users);
 		break;
 	case REQ_GROUPS:
-		r->names_cb(r->arg, err, err ? NULL : r->groups.v, err ? 0 : r->groups.n);
+		r->names_cb(r->arg, err, err ? NULL : names, err ? 0 : r->groups.n);
 		break;
 	}
 	/* Secrets go now, not when the timer handle is closed. */
@@ -1556,6 +1575,38 @@ static void user_conn_ready(struct req *r)
 		req_finish(r, map_err(SRC_LDAP, rc, NULL));
 }
 
+/* Opens the request's own connection, or queues the request while
+ * USER_CONNS_MAX user connections are open: a burst of logins then costs the
+ * directory a bounded number of TLS handshakes at a time. */
+static void user_conn_start(struct req *r)
+{
+	struct dir *d = r->d;
+
+	r->want_uconn = false;
+	if (d->n_user_conns >= USER_CONNS_MAX) {
+		r->want_uconn = true;
+		return;
+	}
+	r->uconn = conn_new(d, r->srv, CONN_USER);
+	if (!r->uconn) {
+		req_finish(r, DIR_E_INTERNAL);
+		return;
+	}
+	r->uconn->owner = r;
+}
+
+static void user_conn_next(struct dir *d)
+{
+	struct req *r, *first = NULL;
+
+	/* The list is newest first; the oldest waiter goes first. */
+	for (r = d->reqs; r; r = r->next)
+		if (r->want_uconn && !r->finished)
+			first = r;
+	if (first)
+		user_conn_start(first);
+}
+
 static void user_search_msg(struct req *r, LDAPMessage *msg)
 {
 	struct conn *c = r->conn;
@@ -1590,13 +1641,8 @@ static void user_search_msg(struct req *r, LDAPMessage *msg)
 		groups_start(r);
 		return;
 	}
-	r->uconn = conn_new(r->d, r->srv, CONN_USER);
-	if (!r->uconn) {
-		req_finish(r, DIR_E_INTERNAL);
-		return;
-	}
-	r->uconn->owner = r;
 	req_arm(r);
+	user_conn_start(r);
 }
 
 /* Maps the user's bind: result code, AD diagnostic, ppolicy control. */
@@ -2071,9 +2117,12 @@ static int list_add_user(struct req *r, LDAPMessage *msg)
 	p->disabled = entry_state(r->d, &e) != 0 ||
 		      (e.has_uac && (e.uac & UF_ACCOUNTDISABLE));
 	e.uname = e.dn = e.mail = NULL;
-	if (r->d->cfg->ldap.groups != CFG_GROUPS_NONE && e.n_memberof) {
-		p->groups = calloc(e.n_memberof, sizeof(char *));
-		for (size_t i = 0; p->groups && i < e.n_memberof; i++) {
+	/* Never a NULL array, even an empty one: callers may memcpy it. */
+	p->groups = calloc(e.n_memberof ? e.n_memberof : 1, sizeof(char *));
+	if (!p->groups)
+		rc = DIR_E_INTERNAL;
+	else if (r->d->cfg->ldap.groups != CFG_GROUPS_NONE) {
+		for (size_t i = 0; i < e.n_memberof; i++) {
 			char *cn = dn_cn(e.memberof[i]);
 
 			if (cn)
