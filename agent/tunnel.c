@@ -436,7 +436,11 @@ static void on_timer(uv_timer_t *timer)
 
 	switch (t->state) {
 	case T_BACKOFF:
-		tun_set_state(t, T_RESOLVING);
+		/* A cancelled lookup still owns t->gai until its callback ran. */
+		if (t->gai_busy)
+			uv_timer_start(&t->timer, on_timer, 100, 0);
+		else
+			tun_set_state(t, T_RESOLVING);
 		break;
 	case T_OPEN:
 		if (t->awaiting_pong && now - t->ping_ms > TUNNEL_PONG_S * 1000u) {
@@ -1032,7 +1036,7 @@ static void on_text(struct agent_tunnel *t, const uint8_t *msg, size_t len)
 	id = field(m, "id", NULL);
 	if (!id || !id_valid(id)) {
 		/* Without an id there is no way to answer; the link itself is fine. */
-		cfg_log(CFG_LOG_WARN, "hub: %s message without a valid id ignored", "hub");
+		cfg_log(CFG_LOG_WARN, "hub: a request without a valid id ignored");
 		goto out;
 	}
 	if (t->inflight >= TUNNEL_MAX_INFLIGHT) {
