@@ -1211,10 +1211,25 @@ int agent_tunnel_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
 	return 0;
 }
 
+static bool same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, struct dir *dir)
 {
+	bool moved = !same(t->cfg->hub.url, cfg->hub.url) ||
+		     !same(t->cfg->hub.ca_file, cfg->hub.ca_file) ||
+		     !same(t->cfg->hub.token_file, cfg->hub.token_file);
+
 	t->cfg = cfg;
 	t->dir = dir;
+	/* A link to the old hub, or one trusted with the old CA, must not outlive
+	 * the reload that replaced them; the new settings are dialled at once. */
+	if (moved && t->state != T_STOPPED && t->state != T_BACKOFF) {
+		t->attempt = 0;
+		tun_fail(t, CFG_LOG_INFO, "hub: [hub] settings changed; dialling again");
+	}
 }
 
 static void on_timer_closed(uv_handle_t *h)

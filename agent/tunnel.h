@@ -32,8 +32,8 @@ struct agent_tunnel;
  * outlive the tunnel or be replaced with agent_tunnel_reconfigure(). */
 int agent_tunnel_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
 		       struct agent_tunnel **out);
-/* A reloaded configuration: the URL, token and CA apply from the next dial;
- * the open link stays. */
+/* A reloaded configuration.  When [hub] url, ca_file or token_file changed the
+ * link is dropped and dialled again with them; otherwise it stays. */
 void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, struct dir *dir);
 /* Closes the link and every handle, then calls DONE.  Directory requests still
  * in flight are discarded when they complete (dir_close() completes them), and

@@ -92,6 +92,11 @@ h=$(curl -s -m 5 --cacert "$T/pki/ca.pem" "https://127.0.0.1:$(sed -n 's/^listen
 check_match "healthz of an agent without its hub: degraded" "$h" '"hub":"(disconnected|down)"'
 check "refused agents keep running" kill -0 $A3 $A4
 
+# SIGHUP with the right CA: agent-3 reloads and connects without a restart.
+sed -i "s|^ca_file = $T/pki/other-ca.pem|ca_file = $T/pki/ca.pem|" "$T/a3.ini"
+kill -HUP $A3
+check "agent-3 connects after SIGHUP with the right hub CA" wait_agents 2
+
 kill -TERM $A2 $A3 $A4; wait $A2; rc=$?
 check_eq "agent-2 exits 0 on SIGTERM" "$rc" 0
 finish
