@@ -224,10 +224,17 @@ EOF
 drive "$C" "$PW\n" auth dave
 check_eq "dave restored to must-change" "$(code)" password_must_change
 
-echo "== concurrency"
+echo "== concurrency, and closing with requests in flight"
 drive "$C" "$PW\n" many 200 alice
 check_eq "200 concurrent logins: all ok" "$(j '.counts.ok')/$(j .total)" "200/200"
 echo "   200 concurrent logins in $(j .elapsed_ms) ms"
+for ms in 0 30 300; do
+  drive "$C" "$PW\n" close $ms 100 alice
+  check_eq "dir_close after $ms ms with 100 logins in flight: each completed once, before close" \
+    "$RC $(j '[.total,.pending_at_close]|map(tostring)|join(" ")')" "0 100 0"
+  check_eq "dir_close after $ms ms: only ok or directory_unavailable" \
+    "$(j '.counts|keys|map(select(. != "ok" and . != "directory_unavailable"))|length')" 0
+done
 
 echo "== failover: the first URL is a closed port"
 DEAD=$(free_port)
@@ -312,6 +319,10 @@ timeout 60 "$BUILD/tests/ldapdrive" -c "$T/pair.ini" loop 10 alice < <(printf '%
 check_eq "hung first server: the last requests are served by the second" \
   "$(grep '"seq"' "$T/hang.out" | tail -3 | grep -c '"code":"ok"')" 3
 echo "   hung first server, 10 s loop: $(grep -c '"code":"ok"' "$T/hang.out") ok, $(grep '"seq"' "$T/hang.out" | grep -vc '"code":"ok"') failed"
+conf "$T/hung-only.ini" url="ldaps://127.0.0.1:$ASP" "${COMMON[@]/timeout_ms=3000/timeout_ms=20000}" "${SIMPLE[@]}"
+drive "$T/hung-only.ini" "$PW\n" close 1000 20 alice
+check_eq "dir_close with 20 requests waiting on a hung server: each completed once, before close" \
+  "$RC $(j '[.total,.pending_at_close,.counts.directory_unavailable]|map(tostring)|join(" ")')" "0 20 0 20"
 kill -CONT "$APID"
 DIR=$T/a "$SLAPD" stop >/dev/null; DIR=$T/b "$SLAPD" stop >/dev/null
 

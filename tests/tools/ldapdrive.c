@@ -9,6 +9,9 @@
  *   ldapdrive -c agent.ini users LIMIT [FILTER]
  *   ldapdrive -c agent.ini many N USER        N concurrent authentications
  *   ldapdrive -c agent.ini loop SECONDS USER  one authentication every 50 ms
+ *   ldapdrive -c agent.ini close MS N USER    N authentications, dir_close() after
+ *                                             MS ms: every callback must come once,
+ *                                             before dir_close()'s own
  *
  * Passwords come from stdin only, never argv.  Output is JSON on stdout (one
  * object, or one per line for `loop`); the module's log goes to stderr.
@@ -27,7 +30,7 @@
 #include "ldap/dir.h"
 #include "tls/tls.h"
 
-enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP };
+enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE };
 
 struct drive {
 	uv_loop_t loop;
@@ -44,13 +47,16 @@ struct drive {
 	uint64_t start_ms, end_ms;
 	bool timer_open;
 	bool closing;
+	bool closed;		/* dir_close()'s callback ran */
+	unsigned long late;	/* callbacks after it: a contract violation */
+	unsigned long close_ms;
 };
 
 static int usage(void)
 {
 	fputs("usage: ldapdrive -c agent.ini auth USER | lookup USER | passwd USER |\n"
 	      "       search QUERY LIMIT | groups LIMIT | users LIMIT [FILTER] |\n"
-	      "       many N USER | loop SECONDS USER\n"
+	      "       many N USER | loop SECONDS USER | close MS N USER\n"
 	      "passwords are read from stdin, one per line\n", stderr);
 	return 2;
 }
@@ -157,9 +163,24 @@ static void emit(json_t *o)
 	json_decref(o);
 }
 
+static void summary(struct drive *dr);
+
 static void closed(void *arg)
 {
-	(void)arg;
+	struct drive *dr = arg;
+
+	dr->closed = true;
+	if (dr->cmd == CMD_CLOSE) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "summary", json_true());
+		json_object_set_new(o, "total", json_integer((json_int_t)dr->total));
+		json_object_set_new(o, "pending_at_close", json_integer((json_int_t)dr->pending));
+		json_object_set(o, "counts", dr->counts);
+		emit(o);
+		if (dr->pending || dr->total != dr->wanted)
+			dr->status = 1;
+	}
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -184,12 +205,18 @@ static void finish(struct drive *dr)
 
 static void count(struct drive *dr, int err)
 {
+	if (dr->closed) {
+		dr->late++;
+		dr->status = 1;
+		fprintf(stderr, "ldapdrive: a callback came after dir_close() completed\n");
+	}
 	const char *code = err == 0 ? "ok" : dir_code(err);
 	json_t *c = json_object_get(dr->counts, code);
 
 	json_object_set_new(dr->counts, code, json_integer(c ? json_integer_value(c) + 1 : 1));
 	dr->total++;
-	if (err)
+	/* For close, failures are expected; only the contract decides the status. */
+	if (err && dr->cmd != CMD_CLOSE)
 		dr->status = 1;
 }
 
@@ -261,13 +288,18 @@ static void on_many(void *arg, int err, const struct dir_profile *p)
 
 	(void)p;
 	count(dr, err);
-	if (--dr->pending == 0) {
+	if (--dr->pending == 0 && dr->cmd == CMD_MANY) {
 		summary(dr);
 		finish(dr);
 	}
 }
 
 static void loop_tick(uv_timer_t *t);
+
+static void close_tick(uv_timer_t *t)
+{
+	finish(t->data);
+}
 
 static void on_loop(void *arg, int err, const struct dir_profile *p)
 {
@@ -342,11 +374,15 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->cmd = CMD_MANY;
 	} else if (!strcmp(c, "loop") && argc == 3 && parse_count(argv[1], 3600, &n) == 0) {
 		dr->cmd = CMD_LOOP;
+	} else if (!strcmp(c, "close") && argc == 4 && parse_count(argv[1], 600000, &dr->close_ms) == 0 &&
+		   parse_count(argv[2], 100000, &n) == 0 && n) {
+		dr->cmd = CMD_CLOSE;
 	} else {
 		return -EINVAL;
 	}
 
-	if (dr->cmd == CMD_AUTH || dr->cmd == CMD_MANY || dr->cmd == CMD_LOOP || dr->cmd == CMD_PASSWD)
+	if (dr->cmd == CMD_AUTH || dr->cmd == CMD_MANY || dr->cmd == CMD_LOOP ||
+	    dr->cmd == CMD_PASSWD || dr->cmd == CMD_CLOSE)
 		if (read_secret(&dr->pw[0], &dr->pw_len[0]) < 0) {
 			fputs("ldapdrive: no password on stdin\n", stderr);
 			return -EINVAL;
@@ -394,6 +430,22 @@ static int start(struct drive *dr, int argc, char **argv)
 			summary(dr);
 			finish(dr);
 		}
+		return 0;
+	case CMD_CLOSE:
+		dr->user = argv[3];
+		dr->wanted = n;
+		for (unsigned long i = 0; i < n; i++) {
+			int r = dir_authenticate(dr->dir, argv[3], dr->pw[0], dr->pw_len[0], on_many, dr);
+
+			if (r == 0)
+				dr->pending++;
+			else
+				count(dr, r);
+		}
+		uv_timer_init(&dr->loop, &dr->timer);
+		dr->timer.data = dr;
+		dr->timer_open = true;
+		uv_timer_start(&dr->timer, close_tick, dr->close_ms, 0);
 		return 0;
 	case CMD_LOOP:
 		dr->user = argv[2];
