@@ -1080,7 +1080,8 @@ static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	case WSLAY_TEXT_FRAME:
 		on_text(l->t, m->msg, m->msg_length);
 		/* The message may carry passwords; wslay frees it without wiping. */
-		explicit_bzero((uint8_t *)(uintptr_t)m->msg, m->msg_length);
+		if (m->msg_length)
+			explicit_bzero((uint8_t *)(uintptr_t)m->msg, m->msg_length);
 		break;
 	case WSLAY_BINARY_FRAME:
 		ws_fail(l, 1003, "hub sent a binary frame");

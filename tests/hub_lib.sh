@@ -50,10 +50,11 @@ api() {
 # json FIELD-EXPR: reads JSON on stdin, prints python expression of it (j).
 json() { python3 -c "import json,sys; j=json.loads(sys.stdin.read() or 'null'); print($1)"; }
 
-# wait_agents N: until /v1/agents lists N agents (15 s).
+# wait_agents N: until /v1/agents lists N agents (30 s: a reconnecting agent
+# may be in a backoff of up to 15 s).
 wait_agents() {
   local i
-  for i in $(seq 150); do
+  for i in $(seq 300); do
     [ "$(curl -s -m 2 "$API/v1/agents" | json 'len(j["agents"])' 2>/dev/null)" = "$1" ] && return 0
     sleep 0.1
   done

@@ -36,7 +36,7 @@ sid=$(cut -d' ' -f2- <<<"$r" | json 'j["session"]')
 r=$(api GET /v1/sessions/$sid); check_match "new session pending" "$r" '^200 .*"pending"'
 r=$(api GET /v1/sessions/00000000000000000000000000000000); check_match "unknown session 404" "$r" '^404 '
 
-for s in before-hello bad-json binary huge missing-fields wrong-types no-type bad-result; do
+for s in before-hello empty bad-json binary huge missing-fields wrong-types no-type bad-result; do
   out=$(timeout 60 python3 "$HUB_WS" agent 127.0.0.1 $HUB_PORT "$T/pki/ca.pem" "$TOKEN" $s 2>&1)
   check_match "hostile agent ($s) disconnected" "$out" '^closed'
 done

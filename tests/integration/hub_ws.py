@@ -154,6 +154,9 @@ def fake_agent(host, port, ca, token, scenario):
         return
     if scenario == "before-hello":
         ws.send_json({"type": "result", "id": "1", "ok": True})
+    elif scenario == "empty":
+        ws.send_json(hello)
+        ws.send_frame(1, b"")
     elif scenario == "bad-json":
         ws.send_json(hello)
         ws.send_frame(1, b"{not json")
@@ -279,6 +282,9 @@ def fake_hub(port, cert, key, token):
     ok = sum(1 for m in got.values() if m.get("ok"))
     print("flood answered %d ok %d busy %d" % (len(got), ok, busy), flush=True)
     for name, send in (("bad-json", lambda w: w.send_frame(1, b"{not json")),
+                       ("empty", lambda w: w.send_frame(1, b"")),
+                       ("fragments", lambda w: (w.send_frame(1, b"[1,", fin=False),
+                                                w.send_frame(0, b"2]"))),
                        ("binary", lambda w: w.send_frame(2, b"\x00\x01")),
                        ("huge", lambda w: w.send_frame(1, b"[" + b"1," * (5 << 20) + b"1]"))):
         try:

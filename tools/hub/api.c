@@ -248,7 +248,9 @@ static void forward(struct api_conn *c, enum api_kind kind, json_t *msg)
 		respond_error(c, 503, "busy");
 	else if (rc < 0)
 		respond_error(c, 500, "internal");
-	else
+	else if (c->state == API_READ)
+		/* Not when the agent failed while the request was being sent: then
+		 * on_result() has already answered. */
 		api_set_state(c, API_WAIT);
 }
 
