@@ -97,6 +97,7 @@ struct conn {
 	unsigned refs;		/* handles and lookups not yet called back */
 	struct tls_sess *tls;
 	bool verified;		/* handshake done, server certificate verified */
+	bool write_blocked;	/* libldap holds a request the socket would not take */
 	LDAP *ld;
 	int msgid;		/* StartTLS or bind in flight */
 	const char *rmech;	/* SASL interactive bind state */
@@ -585,7 +586,14 @@ static ber_slen_t sb_write(Sockbuf_IO_Desc *sbiod, void *buf, ber_len_t len)
 	n = tls_send(c->tls, buf, len);
 	if (n >= 0)
 		return n;
-	errno = n == TLS_E_AGAIN ? EWOULDBLOCK : EPIPE;
+	if (n == TLS_E_AGAIN) {
+		/* libldap keeps the request and flushes it from ldap_result()
+		 * once the socket is writable, so watch for that. */
+		c->write_blocked = true;
+		errno = EWOULDBLOCK;
+		return -1;
+	}
+	errno = EPIPE;
 	return -1;
 }
 
@@ -1103,6 +1111,14 @@ static void conn_setup_msg(struct conn *c, LDAPMessage *msg)
 	kick(c->d);
 }
 
+/* Once libldap speaks on the socket: always readable, writable while a
+ * request waits to be flushed. */
+static void conn_rearm(struct conn *c)
+{
+	if (c->state == CONN_STARTTLS_SENT || c->state == CONN_BINDING || c->state == CONN_READY)
+		poll_want(c, UV_READABLE | (c->write_blocked ? UV_WRITABLE : 0));
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
 	struct conn *c = h->data;
@@ -1115,7 +1131,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 			  status == UV_EBADF ? "connection reset" : uv_strerror(status));
 		return;
 	}
-	(void)events;
+	if (events & UV_WRITABLE)
+		c->write_blocked = false;
 	switch (c->state) {
 	case CONN_CONNECTING:
 		conn_connected(c);
@@ -1127,6 +1144,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	case CONN_BINDING:
 	case CONN_READY:
 		conn_read(c);
+		conn_rearm(c);
 		break;
 	default:
 		break;
@@ -1421,8 +1439,10 @@ static void req_send_on(struct req *r, struct conn *c)
 		c->n_ops++;
 	req_arm(r);
 	rc = r->send(r);
-	if (rc == LDAP_SUCCESS)
+	if (rc == LDAP_SUCCESS) {
+		conn_rearm(c);
 		return;
+	}
 	if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) {
 		conn_fail(c, DIR_E_UNAVAILABLE, ldap_err2string(rc));
 		return;
