@@ -152,6 +152,74 @@ int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, 
 
 /* ---- pki.c: certificate lifecycle --------------------------------------- */
 
+/*
+ * A CA directory (dirbridge-cert --dir): ca.pem, ca.key (0600), index.json (one
+ * record per issued certificate, plus the cRLNumber counter), crl.pem and a
+ * lock file.  Changes are made in memory and saved by tls_pki_commit(), which
+ * replaces index.json atomically (temp file, fsync, rename) and rewrites
+ * crl.pem when a revocation happened.  Functions return 0 or a tls_err, the
+ * reason being in tls_pki_error() (or ERR for the two without a handle).
+ */
+enum tls_key_type { TLS_KEY_ECDSA, TLS_KEY_RSA };
+enum tls_cert_state { TLS_CERT_VALID, TLS_CERT_EXPIRED, TLS_CERT_REVOKED };
+
+#define TLS_PKI_SERIAL_MAX 41	/* hex digits of a 20-byte serial, and NUL */
+#define TLS_PKI_USER_MAX 257
+
+struct tls_pki_cert {
+	char serial[TLS_PKI_SERIAL_MAX];	/* lowercase hex, no separators */
+	char user[TLS_PKI_USER_MAX];
+	int64_t not_before, not_after;		/* Unix time */
+	int64_t revoked_at;			/* 0 unless revoked */
+	int reason;				/* RFC 5280 CRLReason, when revoked */
+	enum tls_cert_state state;		/* expired derived from not_after */
+};
+
+struct tls_pki;
+
+/* Creates DIR (0700) if needed and a new CA in it; refuses to overwrite one. */
+int tls_pki_init_ca(const char *dir, const char *cn, unsigned days, enum tls_key_type type,
+		    char *err, size_t errsz);
+/* Opens DIR and holds its lock (exclusive when WRITE) until tls_pki_close(). */
+int tls_pki_open(const char *dir, bool write, struct tls_pki **out, char *err, size_t errsz);
+void tls_pki_close(struct tls_pki *p);
+const char *tls_pki_error(const struct tls_pki *p);
+
+/* Issues a client certificate for USER with a new ECDSA P-256 key and returns
+ * it as PKCS#12 (DER, malloc'd) protected by PASSWORD.  DAYS is capped at the
+ * CA's own notAfter. */
+int tls_pki_issue(struct tls_pki *p, const char *user, unsigned days, const char *password,
+		  unsigned char **p12, size_t *p12_len, struct tls_pki_cert *out);
+/* Checks a CSR (PEM or DER): self-signature, exactly one CN equal to USER, an
+ * RSA >= 2048 or EC P-256/P-384 key; issues with the issue profile; *pem is
+ * malloc'd and NUL-terminated. */
+int tls_pki_sign_csr(struct tls_pki *p, const unsigned char *csr, size_t csr_len,
+		     const char *user, unsigned days, char **pem, struct tls_pki_cert *out);
+/* Revoke what is not revoked yet: one serial, or every certificate of a user.
+ * Return how many were revoked (0: none matched) or a tls_err. */
+int tls_pki_revoke_serial(struct tls_pki *p, const char *serial_hex, int reason);
+int tls_pki_revoke_user(struct tls_pki *p, const char *user, int reason);
+/* Saves the index and, after revocations, crl.pem. */
+int tls_pki_commit(struct tls_pki *p);
+/* Signs a CRL with the next cRLNumber, nextUpdate now + 7 days; saves it as
+ * crl.pem and the counter in the index; *pem is malloc'd. */
+int tls_pki_crl(struct tls_pki *p, char **pem, size_t *len);
+/* A copy of the index in issue order, states computed for NOW; free(*out). */
+int tls_pki_list(const struct tls_pki *p, int64_t now, struct tls_pki_cert **out, size_t *n);
+
+/* Pure helpers, exposed for the tool and unit tests. */
+/* RFC 5280 reason name ("keyCompromise") to its code, or -1. */
+int tls_pki_reason_code(const char *name);
+const char *tls_pki_reason_name(int code);
+/* Normalises a serial given as hex (any case, optional ':' separators, leading
+ * zeros) into lowercase hex without leading zeros; -1 when not a serial. */
+int tls_pki_serial_norm(const char *in, char out[TLS_PKI_SERIAL_MAX]);
+/* A random password of LEN-1 characters (no look-alike characters) and NUL. */
+int tls_pki_password(char *buf, size_t len);
+/* Writes a file atomically: temp file in the same directory with MODE, fsync,
+ * rename over PATH, fsync of the directory. */
+int tls_pki_write_file(const char *path, const void *data, size_t len, unsigned mode);
+
 /* ---- hub.c: the reference hub's agent endpoint --------------------------- */
 
 /* Server credentials for dirbridge-hub: a certificate chain and key (PEM), no

@@ -3,7 +3,7 @@
 # expiry, protocol versions), both transports (non-blocking fd under uv_poll,
 # push/pull over a uv_tcp_t stream), data round trip, client certificates, ALPN.
 . "$ROOT/tests/lib.sh"
-cd "$T" || exit 1
+[ -n "${T:-}" ] && cd "$T" || { echo "FAIL T is not set"; exit 1; }
 PROBE=$BUILD/tests/tlsprobe
 
 # ---- certificates (certtool) ----
