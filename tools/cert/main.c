@@ -328,9 +328,12 @@ static int cmd_sign_csr(const struct opts *o)
 		return die(EXIT_USAGE, "%s: cannot read CSR: %s", o->csr, strerror(errno));
 	if ((rc = open_pki(o, true, &p)) != 0)
 		goto out;
-	if (tls_pki_sign_csr(p, (unsigned char *)csr, len, o->user, o->days_set ? o->days : 365,
-			     &pem, &rec) < 0) {
-		rc = die(EXIT_RUNTIME, "%s: %s", o->csr, tls_pki_error(p));
+	rc = tls_pki_sign_csr(p, (unsigned char *)csr, len, o->user, o->days_set ? o->days : 365,
+			      &pem, &rec);
+	if (rc < 0) {
+		/* An unparsable file is bad input; a refused request is a failure. */
+		rc = die(rc == TLS_E_CONFIG ? EXIT_USAGE : EXIT_RUNTIME, "%s: %s", o->csr,
+			 tls_pki_error(p));
 		goto out;
 	}
 	if (tls_pki_write_file(o->out, pem, strlen(pem), 0644) < 0) {
