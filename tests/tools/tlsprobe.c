@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +325,9 @@ int main(int argc, char **argv)
 	}
 	if (!o.hostname)
 		o.hostname = connect_to;
+	/* libuv writes streams with write(2): a peer's reset must be an error
+	 * code, not a signal that kills the probe. */
+	signal(SIGPIPE, SIG_IGN);
 	p.stream_mode = strcmp(mode, "stream") == 0;
 	if (uv_ip4_addr(connect_to, port, (struct sockaddr_in *)&ss) != 0 &&
 	    uv_ip6_addr(connect_to, port, (struct sockaddr_in6 *)&ss) != 0) {
