@@ -76,7 +76,7 @@ struct link {
 	bool tls_done;
 	uint8_t in[IN_CAP];
 	size_t in_off, in_len;
-	bool eof, read_paused, reading;
+	bool eof, read_paused;
 	size_t out_pending;
 	http_parser parser;
 	struct response resp;
@@ -386,7 +386,6 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 		}
 		tls_set_transport(l->tls, l, tls_push, tls_pull);
 		uv_tcp_nodelay(&l->tcp, 1);
-		l->reading = true;
 		uv_read_start((uv_stream_t *)&l->tcp, on_alloc, on_read);
 		tun_pump(t);
 		break;
@@ -621,7 +620,6 @@ static const http_parser_settings resp_settings = {
 	.on_header_field = resp_field,
 	.on_header_value = resp_value,
 	.on_message_complete = resp_complete,
-	.on_headers_complete = NULL,
 };
 
 static bool has_token(const char *list, const char *token)

@@ -19,6 +19,15 @@ check_eq "non-loopback --api refused (exit 2)" "$rc" 2
 
 hub_start hub
 TOKEN=$(cat "$T/pki/hub.token")
+# A client that never finishes its request: the hub closes it after 30 s.
+timeout 60 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /v1/agents HTTP/1.1\r\nHost: x\r\n")
+t = time.time(); s.settimeout(55)
+print("closed after %d s" % (time.time() - t) if s.recv(100) == b"" else "answered")
+' $API_PORT >"$T/slow.out" 2>&1 &
+SLOW=$!
 r=$(api POST /v1/authenticate '{"username":"alice","password":"good"}')
 check_match "no agent: 503 no_agent" "$r" '^503 .*"no_agent"'
 
@@ -56,6 +65,8 @@ r=$(head -c 100000 /dev/zero | curl -s -m 10 -X POST --data-binary @- -w '%{http
 check_match "API: 100 kB body refused 413" "$r" '413$'
 r=$(api POST /v1/authenticate '{"username":"alice","password":"good"}')
 check_match "still serving after hostile input" "$r" '^200 .*"ok":true'
+wait $SLOW
+check_match "a request never finished is closed after 30 s" "$(cat "$T/slow.out")" '^closed after (2[89]|3[0-2]) s$'
 check "hub still running" kill -0 $HUB_PID
 kill -TERM $HUB_PID; wait $HUB_PID; rc=$?
 check_eq "hub exits 0 on SIGTERM (no leaks under ASan)" "$rc" 0

@@ -18,6 +18,7 @@
 #include "tools/hub/hub.h"
 
 #define URL_MAX		4096
+#define API_READ_S	30	/* to send a whole request */
 
 enum api_state { API_READ, API_WAIT, API_WRITE, API_CLOSED };
 enum api_kind { K_AUTH, K_LOOKUP, K_CHANGE, K_USERS, K_GROUPS };
@@ -37,6 +38,7 @@ struct api_conn {
 	bool too_long, too_big, done;
 	enum api_kind kind;
 	struct hub_req *req;
+	uint64_t started_ms;
 	char *out;
 	size_t out_len;
 	char rbuf[16384];
@@ -595,6 +597,7 @@ static void on_connection(uv_stream_t *server, int status)
 		api_set_state(c, API_CLOSED);
 		return;
 	}
+	c->started_ms = uv_now(h->loop);
 	c->next = h->api;
 	c->pprev = &h->api;
 	if (h->api)
@@ -603,6 +606,17 @@ static void on_connection(uv_stream_t *server, int status)
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+void hub_api_tick(struct hub *h, uint64_t now)
+{
+	struct api_conn *c;
+
+	/* A client that does not finish its request in time loses its slot; one
+	 * waiting for an agent is bounded by HUB_REQUEST_TIMEOUT_S instead. */
+	for (c = h->api; c; c = c->next)
+		if (c->state == API_READ && now - c->started_ms > API_READ_S * 1000u)
+			api_set_state(c, API_CLOSED);
 }
 
 void hub_api_close_all(struct hub *h)

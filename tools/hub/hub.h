@@ -87,6 +87,8 @@ void hub_agents_close_all(struct hub *h);
 
 /* api.c */
 int hub_api_listen(struct hub *h, const char *hostport);
+/* Once a second: closes connections that take too long to send a request. */
+void hub_api_tick(struct hub *h, uint64_t now_ms);
 void hub_api_close_all(struct hub *h);
 
 /* sessions.c */

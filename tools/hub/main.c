@@ -189,6 +189,7 @@ static void on_sweep(uv_timer_t *t)
 	struct hub *h = t->data;
 
 	hub_agents_tick(h, uv_now(h->loop));
+	hub_api_tick(h, uv_now(h->loop));
 	hub_sessions_tick(h, time(NULL));
 }
 
