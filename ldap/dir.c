@@ -34,6 +34,7 @@
 #define GROUP_SEARCHES_MAX 128	/* bounds the OpenLDAP membership walk */
 #define GROUP_BATCH 64		/* DNs per membership search */
 #define USER_CONNS_MAX 32	/* user-bind connections open at once */
+#define READY_GRACE_MS 10000u	/* a service connection lost younger marks its server down */
 #define GROUPS_MAX 4096
 #define BACKOFF_MIN_MS 500u
 #define BACKOFF_MAX_MS 30000u
@@ -98,6 +99,7 @@ struct conn {
 	struct tls_sess *tls;
 	bool verified;		/* handshake done, server certificate verified */
 	bool write_blocked;	/* libldap holds a request the socket would not take */
+	uint64_t ready_at;	/* loop time it became ready */
 	LDAP *ld;
 	int msgid;		/* StartTLS or bind in flight */
 	const char *rmech;	/* SASL interactive bind state */
@@ -179,6 +181,7 @@ struct dir {
 	const char **user_attrs;
 	bool closing;
 	bool was_up;
+	uint64_t rng;
 	void (*done)(void *arg);
 	void *done_arg;
 };
@@ -643,6 +646,18 @@ static void on_retry(uv_timer_t *t)
 	pool_fill(sv->d);
 }
 
+/* xorshift64: jitter only needs to differ between agents, not be secret. */
+static uint64_t jitter(struct dir *d)
+{
+	uint64_t x = d->rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	d->rng = x;
+	return x;
+}
+
 /* Capped exponential backoff with jitter, so a farm of agents does not hammer
  * a recovering server in lockstep. */
 static void server_down(struct server *sv, const char *why)
@@ -652,7 +667,7 @@ static void server_down(struct server *sv, const char *why)
 
 	if (delay > BACKOFF_MAX_MS)
 		delay = BACKOFF_MAX_MS;
-	delay = delay / 2 + (uint64_t)random() % (delay / 2 + 1);
+	delay = delay / 2 + jitter(sv->d) % (delay / 2 + 1);
 	sv->fails++;
 	if (!sv->down)
 		cfg_log(CFG_LOG_INFO, "ldap: %s is down (%s), retry in %llu ms", sv->name, why,
@@ -772,8 +787,13 @@ static void conn_fail(struct conn *c, int err, const char *why)
 			c->kind == CONN_SERVICE ? "service" : "user", conn_state_name[c->state],
 			why);
 		/* Server health is the pool's to judge: a user connection that
-		 * loses a race under load says little about the server. */
-		if (err == DIR_E_UNAVAILABLE && c->kind == CONN_SERVICE)
+		 * loses a race under load says little about the server.  Nor
+		 * does a long-lived service connection closed by the server
+		 * (AD drops idle ones after MaxConnIdleTime): its replacement
+		 * will tell.  A young one counts, so a server that drops every
+		 * connection right after the bind gets backoff, not a hot loop. */
+		if (err == DIR_E_UNAVAILABLE && c->kind == CONN_SERVICE &&
+		    (c->state < CONN_READY || uv_now(d->loop) - c->ready_at < READY_GRACE_MS))
 			server_down(sv, why);
 	}
 	conn_close(c);
@@ -1097,6 +1117,7 @@ static void conn_setup_msg(struct conn *c, LDAPMessage *msg)
 	if (c->timer_open)
 		uv_timer_stop(&c->timer);
 	conn_set_state(c, CONN_READY);
+	c->ready_at = uv_now(c->d->loop);
 	server_up(&c->d->srv[c->srv]);
 	c->d->was_up = true;
 	/* Back on a preferred server: retire connections to worse ones. */
@@ -2318,6 +2339,9 @@ int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out)
 		return DIR_E_INTERNAL;
 	d->loop = loop;
 	d->cfg = cfg;
+	d->rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
+	if (d->rng == 0)
+		d->rng = 0x9e3779b97f4a7c15ull;
 	d->srv = calloc(cfg->ldap.n_urls, sizeof(*d->srv));
 	d->uattr = username_attr(cfg);
 	if (!d->srv || !d->uattr || build_attrs(d) < 0)
