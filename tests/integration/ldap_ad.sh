@@ -74,6 +74,38 @@ check_eq "lookup alice: ok, enabled" "$(j '[.code,.profile.disabled]|join(" ")')
 drive "$C" "$PW\n" auth bob
 check_eq "bob: groups" "$(groups_of)" "all,staff"
 
+conf "$T/direct.ini" url=ldaps://127.0.0.1 "${COMMON[@]/groups=recursive/groups=direct}"
+drive "$T/direct.ini" "$PW\n" auth alice
+check_eq "groups = direct: alice only in engineers" "$(groups_of)" "engineers"
+
+# A legal but hostile name: a quote in sAMAccountName, a comma in the CN, so the
+# DN carries an escape that must itself be escaped inside the in-chain filter.
+HOST="o'b$$" HOSTCN="Smith\\, J$$"
+TMPUSERS+=("$HOSTCN")
+ldapdelete "${ADM[@]}" "CN=$HOSTCN,$U" >/dev/null 2>&1
+if ldapadd "${ADM[@]}" >/dev/null <<EOF
+dn: CN=$HOSTCN,$U
+objectClass: user
+sAMAccountName: $HOST
+displayName: John Smith
+unicodePwd:: $(u16 "$PW")
+userAccountControl: 512
+
+dn: CN=staff,$U
+changetype: modify
+add: member
+member: CN=$HOSTCN,$U
+EOF
+then
+  drive "$C" "$PW\n" auth "$HOST"
+  check_eq "$HOST (CN with a comma): ok" "$(code)" ok
+  check_eq "$HOST: dn keeps the escaped comma" "$(j .profile.dn | sed 's/\\2[cC]/\\,/')" "CN=$HOSTCN,$U"
+  check_eq "$HOST: nested groups through a DN with an escape" "$(groups_of)" "all,staff"
+else
+  fail "could not create $HOST"
+fi
+ldapdelete "${ADM[@]}" "CN=$HOSTCN,$U" >/dev/null 2>&1
+
 echo "== refusals and AD sub-codes"
 drive "$C" "wrong-Passw0rd\n" auth bob
 wrong=$(answer)
@@ -92,6 +124,8 @@ drive "$C" "" lookup carol
 check_eq "lookup carol: found, disabled" "$(j '[.code,.profile.disabled]|join(" ")')" "ok true"
 drive "$C" "" lookup dave
 check_eq "lookup dave: found, disabled (expired)" "$(j '[.code,.profile.disabled]|join(" ")')" "ok true"
+drive "$C" "" lookup erin
+check_eq "lookup erin (must change): found, not disabled" "$(j '[.code,.profile.disabled]|join(" ")')" "ok false"
 drive "$C" "" lookup nobody-here
 check_nomatch "lookup unknown user: not ok" "$(code)" '^ok$'
 

@@ -59,6 +59,12 @@ check_match "o'brien: dn" "$(j .profile.dn)" '^cn=Smith(\\,|\\2[cC]) John,ou=peo
 check_eq "o'brien: group with a comma in its name" "$(j '.profile.groups|join("|")')" "Ops, Special"
 check_eq "o'brien: display_name with quotes" "$(j .profile.display_name)" "John \"O'Brien\" Smith"
 
+conf "$T/direct.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]/groups=recursive/groups=direct}" "${SIMPLE[@]}"
+drive "$T/direct.ini" "$PW\n" auth alice
+check_eq "groups = direct: alice only in engineers" "$(j '[.code]+.profile.groups|join(",")')" "ok,engineers"
+conf "$T/nogroups.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]/groups=recursive/groups=none}" "${SIMPLE[@]}"
+drive "$T/nogroups.ini" "$PW\n" auth alice
+check_eq "groups = none: no groups" "$(j '[.code]+.profile.groups|join(",")')" "ok"
 conf "$T/attrs.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}" "attributes=givenName sn"
 drive "$T/attrs.ini" "$PW\n" auth alice
 check_eq "configured attributes in the profile" "$(j '[.profile.attrs.givenName[0],.profile.attrs.sn[0]]|join(" ")')" "Alice Test"
