@@ -1856,8 +1856,8 @@ static void group_search_msg(struct req *r, LDAPMessage *msg)
 
 		ldap_msgfree(msg);
 		if (dn) {
-			if (r->d->cfg->ldap.type != CFG_DIR_AD && !strv_has(&r->seen, dn) &&
-			    strv_add(&r->frontier, dn) < 0) {
+			if (r->d->cfg->ldap.type != CFG_DIR_AD && r->seen.n < GROUPS_MAX &&
+			    !strv_has(&r->seen, dn) && strv_add(&r->frontier, dn) < 0) {
 				ldap_memfree(dn);
 				req_finish(r, DIR_E_INTERNAL);
 				return;
