@@ -34,5 +34,7 @@ int zip_files(const char *zip, const char *dir, char *const *names, size_t n);
 /* users.c: directory users through ldap/dir.h; *out and its strings malloc'd. */
 int directory_users(const char *config, const char *filter, char ***out, size_t *n);
 void free_users(char **users, size_t n);
+/* EXIT_OK when USER is one enabled directory user, else prints why. */
+int directory_check_user(const char *config, const char *user);
 
 #endif

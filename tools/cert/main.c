@@ -36,10 +36,10 @@ static void usage(FILE *f)
 	fputs("usage: dirbridge-cert COMMAND --dir DIR [options]\n"
 	      "  init-ca  --dir D --cn NAME [--days N] [--key-type ecdsa|rsa]\n"
 	      "  issue    --dir D --user NAME [--days N] [--revoke-prior] [--out FILE.p12]\n"
-	      "           [--password-file F]\n"
+	      "           [--password-file F] [-c agent.ini: the user must be in the directory]\n"
 	      "  issue    --dir D (--users a,b,c | --from-ldap -c agent.ini [--filter F])\n"
 	      "           --out-dir DIR [--zip FILE] [--days N] [--revoke-prior]\n"
-	      "  sign-csr --dir D --csr FILE --user NAME [--days N] --out FILE.pem\n"
+	      "  sign-csr --dir D --csr FILE --user NAME [--days N] --out FILE.pem [-c agent.ini]\n"
 	      "  revoke   --dir D (--serial HEX | --user NAME) [--reason REASON]\n"
 	      "  crl      --dir D --out FILE\n"
 	      "  list     --dir D [-c agent.ini] [--status unissued|valid|expired|revoked]\n"
@@ -298,8 +298,9 @@ static int cmd_issue(const struct opts *o)
 			rc = split_users(o->users, &users, &n);
 		else if (!o->config)
 			rc = die(EXIT_USAGE, "--from-ldap needs -c agent.ini");
-		else
-			rc = directory_users(o->config, o->filter, &users, &n);
+		else if ((rc = directory_users(o->config, o->filter, &users, &n)) == EXIT_OK && n == 0)
+			rc = die(EXIT_RUNTIME, "no enabled directory user matched%s",
+				 o->filter ? " --filter" : "");
 		if (rc == EXIT_OK)
 			rc = cmd_issue_bulk(o, users, n);
 		free_users(users, n);
@@ -309,6 +310,8 @@ static int cmd_issue(const struct opts *o)
 		return die(EXIT_USAGE, "issue needs --user NAME (or --users / --from-ldap)");
 	if (o->zip || o->out_dir || o->filter)
 		return die(EXIT_USAGE, "--out-dir, --zip and --filter are for bulk issue");
+	if (o->config && username_ok(o->user) && (rc = directory_check_user(o->config, o->user)) != 0)
+		return rc;
 	return cmd_issue_one(o);
 }
 
@@ -324,6 +327,8 @@ static int cmd_sign_csr(const struct opts *o)
 		return die(EXIT_USAGE, "sign-csr needs --csr FILE --user NAME --out FILE.pem");
 	if (!username_ok(o->user))
 		return die(EXIT_USAGE, "--user: not a valid directory user name");
+	if (o->config && (rc = directory_check_user(o->config, o->user)) != 0)
+		return rc;
 	if (read_input(o->csr, 1 << 20, &csr, &len) < 0)
 		return die(EXIT_USAGE, "%s: cannot read CSR: %s", o->csr, strerror(errno));
 	if ((rc = open_pki(o, true, &p)) != 0)
