@@ -271,6 +271,7 @@ static int map_err(enum err_src src, int code, const char *diag)
 	case LDAP_OTHER:
 		return DIR_E_UNAVAILABLE;
 	case LDAP_FILTER_ERROR:
+	case LDAP_PARAM_ERROR:
 	case LDAP_INVALID_DN_SYNTAX:
 	case LDAP_PROTOCOL_ERROR:
 		return DIR_E_BAD_REQUEST;
@@ -1468,7 +1469,8 @@ static void req_send_on(struct req *r, struct conn *c)
 		conn_fail(c, DIR_E_UNAVAILABLE, ldap_err2string(rc));
 		return;
 	}
-	req_finish(r, rc < 0 ? rc : map_err(SRC_LDAP, rc, NULL));
+	/* libldap's own errors are negative too: always map, never pass on. */
+	req_finish(r, map_err(SRC_LDAP, rc, NULL));
 }
 
 static void req_conn_lost(struct req *r, struct conn *c)
@@ -2577,8 +2579,12 @@ int dir_search_users(struct dir *d, const char *query, size_t limit, dir_users_c
 	}
 	r->users_cb = cb;
 	r->limit = limit;
-	if (asprintf(&r->filter, "(&%s(|(%s=*%s*)(displayName=*%s*)(cn=*%s*)(mail=*%s*)))", all,
-		     d->uattr, esc, esc, esc, esc) < 0) {
+	/* An empty query lists every user ("**" is no valid substring filter). */
+	if (*esc == '\0') {
+		r->filter = all;
+		all = NULL;
+	} else if (asprintf(&r->filter, "(&%s(|(%s=*%s*)(displayName=*%s*)(cn=*%s*)(mail=*%s*)))",
+			    all, d->uattr, esc, esc, esc, esc) < 0) {
 		r->filter = NULL;
 		req_abort(r);
 		free(esc);
