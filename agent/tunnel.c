@@ -95,6 +95,8 @@ struct agent_tunnel {
 	uv_timer_t timer;	/* handshake deadline, heartbeat, backoff: one at a time */
 	uv_getaddrinfo_t gai;
 	bool gai_busy, timer_closed;
+	struct addrinfo *addrs;	/* while CONNECTING: every address of the host */
+	struct addrinfo *next_addr;	/* the one to try when this one fails */
 	struct link *link;
 	unsigned gen;
 	unsigned attempt;
@@ -309,6 +311,7 @@ static uint64_t backoff_ms(struct agent_tunnel *t)
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res);
 static void on_connected(uv_connect_t *req, int status);
+static void addrs_free(struct agent_tunnel *t);
 static int send_upgrade(struct agent_tunnel *t);
 static int send_hello(struct agent_tunnel *t);
 
@@ -379,6 +382,7 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 			.hostname = t->host,
 		};
 
+		addrs_free(t);
 		rc = tls_client_new(&o, &l->tls);
 		if (rc < 0) {
 			tun_fail(t, CFG_LOG_ERROR, "hub: TLS setup: %s", tls_strerror(rc));
@@ -416,6 +420,7 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 		break;
 	case T_BACKOFF:
 		link_drop(t);
+		addrs_free(t);
 		if (t->gai_busy)
 			uv_cancel((uv_req_t *)&t->gai);
 		delay = backoff_ms(t);
@@ -465,10 +470,43 @@ static void on_timer(uv_timer_t *timer)
 	}
 }
 
+static void addrs_free(struct agent_tunnel *t)
+{
+	uv_freeaddrinfo(t->addrs);
+	t->addrs = t->next_addr = NULL;
+}
+
+/* Connects a new link to the next address of the host: a name with IPv6 and
+ * IPv4 addresses must not fail for good on the first one that refuses. */
+static int dial_next(struct agent_tunnel *t)
+{
+	struct addrinfo *ai;
+	struct link *l;
+	int rc = -ECONNREFUSED;
+
+	link_drop(t);
+	while ((ai = t->next_addr)) {
+		t->next_addr = ai->ai_next;
+		l = calloc(1, sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		l->t = t;
+		l->tcp.data = l;
+		l->connect.data = l;
+		uv_tcp_init(t->loop, &l->tcp);
+		t->link = l;
+		t->gen++;
+		rc = uv_tcp_connect(&l->connect, &l->tcp, ai->ai_addr, on_connected);
+		if (rc == 0)
+			return 0;
+		link_drop(t);
+	}
+	return rc;
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
 	struct agent_tunnel *t = req->data;
-	struct link *l;
 	int rc;
 
 	t->gai_busy = false;
@@ -482,20 +520,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		tun_fail(t, CFG_LOG_WARN, "hub: resolving %s: %s", t->host, uv_strerror(status));
 		return;
 	}
-	l = calloc(1, sizeof(*l));
-	if (!l) {
-		uv_freeaddrinfo(res);
-		tun_fail(t, CFG_LOG_ERROR, "hub: out of memory");
-		return;
-	}
-	l->t = t;
-	l->tcp.data = l;
-	l->connect.data = l;
-	uv_tcp_init(t->loop, &l->tcp);
-	t->link = l;
-	t->gen++;
-	rc = uv_tcp_connect(&l->connect, &l->tcp, res->ai_addr, on_connected);
-	uv_freeaddrinfo(res);
+	t->addrs = t->next_addr = res;
+	rc = dial_next(t);
 	if (rc < 0) {
 		tun_fail(t, CFG_LOG_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
 			 uv_strerror(rc));
@@ -512,8 +538,11 @@ static void on_connected(uv_connect_t *req, int status)
 	if (!t)
 		return;
 	if (status < 0) {
-		tun_fail(t, CFG_LOG_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
-			 uv_strerror(status));
+		cfg_log(CFG_LOG_DEBUG, "hub: connecting to %s:%s: %s", t->host, t->port,
+			uv_strerror(status));
+		if (!t->next_addr || (status = dial_next(t)) < 0)
+			tun_fail(t, CFG_LOG_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
+				 uv_strerror(status));
 		return;
 	}
 	tun_set_state(t, T_TLS_HANDSHAKE);
@@ -1262,6 +1291,7 @@ void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *ar
 	t->done = done;
 	t->done_arg = arg;
 	link_drop(t);
+	addrs_free(t);
 	if (t->gai_busy)
 		uv_cancel((uv_req_t *)&t->gai);
 	uv_close((uv_handle_t *)&t->timer, on_timer_closed);
