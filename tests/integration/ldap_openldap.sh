@@ -185,6 +185,10 @@ drive "$C" "" search "*" 10
 check_eq "search '*' is literal: matches nobody" "$(j '[.code,.count]|join(" ")')" "ok 0"
 drive "$C" "" search ")(uid=*" 10
 check_match "search ')(uid=*' is literal" "$(j '[.code,(.count|tostring)]|join(" ")')" '^(ok 0|bad_request 0)$'
+drive "$C" "" search "" 10
+check_match "search '' (no substring): ok or bad_request, not an outage" "$(code)" '^(ok|bad_request)$'
+drive "$C" "" users 10 "((("
+check_eq "users with a malformed filter: bad_request" "$(code)" bad_request
 drive "$C" "" users 5000
 check_eq "users limit 5000: every user object ($n_users)" "$(j .count)" "$n_users"
 drive "$C" "" users 600
