@@ -107,6 +107,61 @@ static int cert_serial_file(const char *path, char *out, size_t outlen, char *er
 	return 0;
 }
 
+/*
+ * GnuTLS accepts a CRL from any issuer and simply never applies it, so a CRL
+ * swapped for a foreign one would silently stop revocation.  Every CRL in the
+ * file must verify against the client CA set.
+ */
+static int crl_check(const char *crl_file, const char *ca_file, char *err, size_t errlen)
+{
+	gnutls_datum_t crl_pem = { NULL, 0 }, ca_pem = { NULL, 0 };
+	gnutls_x509_crl_t *crls = NULL;
+	gnutls_x509_crt_t *cas = NULL;
+	unsigned n_crls = 0, n_cas = 0, i, status;
+	int ret;
+
+	ret = gnutls_load_file(crl_file, &crl_pem);
+	if (ret >= 0)
+		ret = gnutls_load_file(ca_file, &ca_pem);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", ca_pem.data ? ca_file : crl_file,
+			 gnutls_strerror(ret));
+		goto out;
+	}
+	ret = gnutls_x509_crl_list_import2(&crls, &n_crls, &crl_pem, GNUTLS_X509_FMT_PEM, 0);
+	if (ret < 0 || n_crls == 0) {
+		snprintf(err, errlen, "%s: no CRL: %s", crl_file, ret < 0 ? gnutls_strerror(ret) : "empty");
+		ret = TLS_E_CONFIG;
+		goto out;
+	}
+	ret = gnutls_x509_crt_list_import2(&cas, &n_cas, &ca_pem, GNUTLS_X509_FMT_PEM, 0);
+	if (ret < 0) {
+		snprintf(err, errlen, "%s: %s", ca_file, gnutls_strerror(ret));
+		goto out;
+	}
+	for (i = 0; i < n_crls; i++) {
+		status = 0;
+		ret = gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status);
+		if (ret < 0 || status != 0) {
+			snprintf(err, errlen, "%s: CRL #%u is not signed by a CA in %s", crl_file, i + 1,
+				 ca_file);
+			ret = TLS_E_CONFIG;
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	for (i = 0; i < n_crls; i++)
+		gnutls_x509_crl_deinit(crls[i]);
+	for (i = 0; i < n_cas; i++)
+		gnutls_x509_crt_deinit(cas[i]);
+	gnutls_free(crls);
+	gnutls_free(cas);
+	gnutls_free(crl_pem.data);
+	gnutls_free(ca_pem.data);
+	return ret < 0 ? TLS_E_CONFIG : 0;
+}
+
 static int creds_load(const struct tls_server_files *f, struct creds **out, char *err, size_t errlen)
 {
 	struct creds *c;
@@ -150,9 +205,10 @@ static int creds_load(const struct tls_server_files *f, struct creds **out, char
 		goto fail_config;
 	}
 	if (f->crl_file) {
+		if (crl_check(f->crl_file, f->client_ca_file, err, errlen) < 0)
+			goto fail_config;
 		ret = gnutls_certificate_set_x509_crl_file(c->cred, f->crl_file, GNUTLS_X509_FMT_PEM);
 		if (ret < 0) {
-			/* A CRL must be signed by a CA of the set; GnuTLS refuses others. */
 			snprintf(err, errlen, "%s: %s", f->crl_file, gnutls_strerror(ret));
 			goto fail_config;
 		}

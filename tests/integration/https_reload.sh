@@ -78,4 +78,21 @@ check_eq "bob is not on the CRL: still signs in" "$(page_kind "$(get_login 127.0
 check "foreign CRL: reload refused" hup_and_wait "refused"
 check_eq "foreign CRL refused: alice stays revoked" "$(page_kind "$(get_login 127.0.0.1:$P alice)")" form
 stop_agent "$T/agent.log"
+
+# Below the config checks: tls_server_reload() itself loads everything first
+# and keeps the old set on any error.
+( cd "$PKI" && certtool --generate-crl --load-ca-privkey ca.key --load-ca-certificate ca.crt \
+    --load-certificate revoked.crt --template crl2.tmpl --outfile good.crl >/dev/null 2>&1 )
+K=$PKI
+"$BUILD/tests/tlsreload" $K/srv1.chain.pem $K/srv1.key $K/ca.crt $K/good.crl \
+  -- $K/srv2.chain.pem $K/srv1.key $K/ca.crt \
+  -- $K/srv2.chain.pem $K/srv2.key $K/missing.crt \
+  -- $K/srv2.chain.pem $K/srv2.key $K/ca.crt $K/ca.crl \
+  -- $K/srv2.chain.pem $K/srv2.key $K/ca.crt $K/good.crl >"$T/tlsreload.out" 2>&1
+mapfile -t R <"$T/tlsreload.out"
+check_eq "tls_server_new: first set loads" "${R[0]}" "ok $S1"
+check_match "reload with a key that does not match: refused, old serial kept" "${R[1]}" "^refused $S1: .*do not match"
+check_match "reload with a missing CA file: refused, old serial kept" "${R[2]}" "^refused $S1: .*missing.crt"
+check_match "reload with a CRL from another CA: refused, old serial kept" "${R[3]}" "^refused $S1: .*not signed by a CA"
+check_eq "reload with a good set: new serial" "${R[4]}" "ok $S2"
 finish
