@@ -6,7 +6,8 @@ source "$ROOT/tests/https-pki.sh"
 PKI=$T/pki
 CA=$PKI/srv-ca.crt          # what clients trust for the agent's server certificate
 
-# write_config FILE LISTEN RANGES [CRL]: an agent.ini for the shared slapd.
+# write_config FILE LISTEN RANGES [CRL]: an agent.ini for the shared slapd
+# (env CERT_USERNAME and USER_ATTR change how certificates map to users).
 write_config() {
   local f=$1 listen=$2 ranges=$3 crl=${4-$PKI/ca.crl}
   printf '%s\n' 'Svc-Passw0rd!' >"$T/bind.password"; chmod 600 "$T/bind.password"
@@ -24,7 +25,7 @@ bind_dn = cn=dirbridge-svc,ou=services,dc=example,dc=test
 bind_password_file = $T/bind.password
 base_dn = dc=example,dc=test
 type = openldap
-user_filter = (&(objectClass=inetOrgPerson)(uid={username}))
+user_filter = (&(objectClass=inetOrgPerson)(${USER_ATTR:-uid}={username}))
 groups = direct
 timeout_ms = 5000
 
@@ -36,7 +37,7 @@ key_file = $T/server.key
 client_ca_file = $PKI/ca.crt
 ${crl:+crl_file = $crl}
 client_cert_ranges = $ranges
-cert_username = cn
+cert_username = ${CERT_USERNAME:-cn}
 
 [hub]
 url = wss://127.0.0.1:9/agent/v1

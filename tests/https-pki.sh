@@ -42,6 +42,9 @@ https_pki() {
   issue wrongca other-ca "cn = \"alice\"\n$cli"
   issue evil evil-ca "cn = \"alice\"\n$cli"
   issue ghost ca "cn = \"nosuchuser\"\n$cli"
+  issue upn ca "cn = \"bob\"\nother_name_utf8 = \"1.3.6.1.4.1.311.20.2.3 alice@example.test\"\n$cli"
+  issue email ca "cn = \"bob\"\nemail = \"alice@example.test\"\n$cli"
+  issue twoemail ca "cn = \"bob\"\nemail = \"alice@example.test\"\nemail = \"bob@example.test\"\n$cli"
   key nulcn
   "$BUILD/tests/certforge" nul-cn ca.crt ca.key nulcn.key nulcn.crt alice evil || exit 1
   printf 'crl_next_update = 30\ncrl_number = 1\n' >crl.tmpl

@@ -364,7 +364,8 @@ static int name_from_cn(gnutls_x509_crt_t crt, struct tls_client_cert *c)
 }
 
 /* Exactly one subjectAltName of the wanted kind: a UPN otherName or an
- * rfc822Name.  GnuTLS decodes the otherName's UTF8String for us. */
+ * rfc822Name.  Older GnuTLS versions report a UPN as a raw otherName, which
+ * gnutls_x509_othername_to_virtual() decodes. */
 static int name_from_san(gnutls_x509_crt_t crt, enum tls_certname how, struct tls_client_cert *c)
 {
 	unsigned found = 0, i;
@@ -374,7 +375,6 @@ static int name_from_san(gnutls_x509_crt_t crt, enum tls_certname how, struct tl
 		unsigned char buf[sizeof(c->username)];
 		size_t len = sizeof(buf);
 		unsigned crit = 0;
-		gnutls_datum_t val = { NULL, 0 };
 
 		ret = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, &crit);
 		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
@@ -386,19 +386,21 @@ static int name_from_san(gnutls_x509_crt_t crt, enum tls_certname how, struct tl
 		}
 		if (ret < 0)
 			return refuse(c, "subjectAltName unreadable: %s", gnutls_strerror(ret));
-		if (how == TLS_CERTNAME_EMAIL && ret == GNUTLS_SAN_RFC822NAME) {
-			val.data = buf;
-			val.size = len;
+		if ((how == TLS_CERTNAME_EMAIL && ret == GNUTLS_SAN_RFC822NAME) ||
+		    (how == TLS_CERTNAME_UPN && ret == GNUTLS_SAN_OTHERNAME_MSUSERPRINCIPAL)) {
+			/* GnuTLS hands the UPN over already decoded from its
+			 * UTF8String, as it does an rfc822Name. */
 			if (++found > 1)
-				return refuse(c, "%s", "more than one rfc822Name");
-			if (memchr(buf, '\0', len))
-				return refuse(c, "%s", "rfc822Name contains a NUL byte");
+				return refuse(c, "more than one %s", how == TLS_CERTNAME_UPN ?
+					      "userPrincipalName" : "rfc822Name");
+			if (memchr(buf, '\0', len) || len >= sizeof(c->username))
+				return refuse(c, "%s", "subjectAltName name contains a NUL byte");
 			memcpy(c->username, buf, len);
 			c->username[len] = '\0';
 		} else if (how == TLS_CERTNAME_UPN && ret == GNUTLS_SAN_OTHERNAME) {
 			char oid[64];
 			size_t olen = sizeof(oid);
-			gnutls_datum_t raw = { buf, (unsigned)len };
+			gnutls_datum_t raw = { buf, (unsigned)len }, val = { NULL, 0 };
 			unsigned vtype;
 
 			if (gnutls_x509_crt_get_subject_alt_othername_oid(crt, i, oid, &olen) < 0 ||

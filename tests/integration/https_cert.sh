@@ -74,6 +74,26 @@ start_agent "$T/agent2.ini" "$T/agent2.log" || fail "second agent starts"
 check_eq "127.0.0.1 outside 127.0.0.2/32: no CertificateRequest" "$(req 127.0.0.1 $P5)" 0
 check_eq "127.0.0.2 inside: alice signs in" "$(page_kind "$(get_login 127.0.0.1:$P5 alice --interface 127.0.0.2)")" success
 
+# cert_username = email / upn: the subjectAltName names the user (looked up
+# by mail), never the CN (bob).
+for mode in email upn; do
+  P7=$(free_port)
+  CERT_USERNAME=$mode USER_ATTR=mail write_config "$T/agent-$mode.ini" "127.0.0.1:$P7" "127.0.0.1/32"
+  start_agent "$T/agent-$mode.ini" "$T/agent-$mode.log" || fail "agent with cert_username=$mode starts"
+  check_eq "cert_username=$mode: the $mode certificate signs in" \
+    "$(page_kind "$(get_login 127.0.0.1:$P7 $mode)")" success
+  sleep 0.2
+  check_match "cert_username=$mode: logged in as alice's entry, not the CN" "$(cat "$T/agent-$mode.log")" \
+    'login: session s1 method certificate user alice@example.test dn "uid=alice,'
+  check_eq "cert_username=$mode: a certificate without that name gets the form" \
+    "$(page_kind "$(get_login 127.0.0.1:$P7 alice)")" form
+done
+P7=$(free_port); CERT_USERNAME=email USER_ATTR=mail write_config "$T/agent-email2.ini" "127.0.0.1:$P7" "127.0.0.1/32"
+start_agent "$T/agent-email2.ini" "$T/agent-email2.log"
+check_eq "cert_username=email: two rfc822Names get the form" \
+  "$(page_kind "$(get_login 127.0.0.1:$P7 twoemail)")" form
+check_match "two rfc822Names: refusal logged" "$(cat "$T/agent-email2.log")" 'refused: more than one rfc822Name'
+
 # A resumed session (gnutls-cli sends the request on the resumed connection
 # only) is checked again and still logs in; nothing was cached from the first.
 out=$(echo -e "GET /login?session=r1 HTTP/1.0\r\n\r\n" | timeout 15 gnutls-cli --resume --x509cafile "$CA" \
