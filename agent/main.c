@@ -54,8 +54,13 @@ int main(int argc, char **argv)
 				argv[optind - 1]);
 			return 2;
 		default:
-			fprintf(stderr, "dirbridge: unknown option %s; see dirbridge -h\n",
-				argv[optind - 1]);
+			/* optopt names a bad short option even inside a cluster like -nx;
+			 * it is 0 for a bad long option, which is then argv[optind - 1]. */
+			if (optopt)
+				fprintf(stderr, "dirbridge: unknown option -%c; see dirbridge -h\n", optopt);
+			else
+				fprintf(stderr, "dirbridge: unknown option %s; see dirbridge -h\n",
+					argv[optind - 1]);
 			return 2;
 		}
 	}

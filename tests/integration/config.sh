@@ -96,8 +96,13 @@ check_match "-h shows usage" "$OUT" 'usage: dirbridge .*-c FILE'
 run badflag -x
 check_eq "unknown flag exits 2" "$RC" 2
 check_match "unknown flag is named" "$OUT" '^dirbridge: unknown option -x'
+run badcluster -nx -c etc/agent.ini
+check_eq "unknown flag in a cluster exits 2" "$RC" 2
+check_match "unknown flag in a cluster is named" "$OUT" '^dirbridge: unknown option -x'
 run badlong --frobnicate
 check_eq "unknown long option exits 2" "$RC" 2
+check_match "unknown long option is named" "$OUT" '^dirbridge: unknown option --frobnicate'
+
 run noarg -c
 check_eq "-c without FILE exits 2" "$RC" 2
 check_match "-c without FILE says so" "$OUT" 'needs an argument'
