@@ -1070,15 +1070,18 @@ int cfg_load(const char *path, unsigned need, struct cfg **out, FILE *err)
 	const char *slash = strrchr(path, '/');
 	struct stat st;
 	FILE *f = NULL;
-	int rc = 0;
+	int fd, rc = 0;
 
 	*out = NULL;
 	if (slash && !(L.dir = strndup(path, (size_t)(slash - path) + (slash == path))))
 		return -ENOMEM;
-	f = fopen(path, "re");
-	if (!f) {
+	/* Non-blocking, so that a FIFO named by mistake is refused, not waited on. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || !(f = fdopen(fd, "r"))) {
 		rc = -errno;
 		report(&L, 0, false, "cannot read the configuration: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		goto out;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX) {

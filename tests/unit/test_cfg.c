@@ -786,6 +786,17 @@ static void test_missing_config(void **state)
 	assert_null(c);
 	assert_non_null(strstr(text, "dirbridge: /nonexistent/agent.ini: cannot read"));
 	free(text);
+
+	/* A FIFO is refused at once, not waited on. */
+	char fifo[256];
+	snprintf(fifo, sizeof fifo, "%s/fifo.ini", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	f = open_memstream(&text, &len);
+	assert_int_equal(cfg_load(fifo, 0, &c, f), -EINVAL);
+	fclose(f);
+	assert_non_null(strstr(text, "must be a regular file"));
+	free(text);
+	unlink(fifo);
 }
 
 /* ---- ranges ----------------------------------------------------------------- */
