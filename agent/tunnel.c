@@ -557,6 +557,7 @@ static int send_upgrade(struct agent_tunnel *t)
 	gnutls_datum_t d = { nonce, sizeof(nonce) }, key = { NULL, 0 }, acc = { NULL, 0 };
 	char errbuf[256], cat[64 + sizeof(WS_GUID)], *token = NULL, *req = NULL;
 	size_t token_len = 0;
+	bool v6 = strchr(t->host, ':') != NULL;	/* an IPv6 literal goes in brackets */
 	int n, rc = -EIO;
 
 	if (cfg_secret_read(t->cfg->hub.token_file, &token, &token_len, errbuf, sizeof(errbuf)) < 0) {
@@ -574,10 +575,10 @@ static int send_upgrade(struct agent_tunnel *t)
 		goto out;
 	snprintf(t->accept, sizeof(t->accept), "%.*s", (int)acc.size, (const char *)acc.data);
 	n = asprintf(&req,
-		     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		     "GET %s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: %.*s\r\nSec-WebSocket-Version: 13\r\n"
 		     "Authorization: Bearer %.*s\r\nUser-Agent: dirbridge/%s\r\n\r\n",
-		     t->path, t->host, t->port, (int)key.size, (const char *)key.data,
+		     t->path, v6 ? "[" : "", t->host, v6 ? "]" : "", t->port, (int)key.size, (const char *)key.data,
 		     (int)token_len, token, DIRBRIDGE_VERSION);
 	if (n < 0) {
 		req = NULL;

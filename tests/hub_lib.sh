@@ -9,7 +9,7 @@ hub_pki() {
   mkdir -p "$d"
   ct() { certtool "$@" >/dev/null 2>&1; }
   printf 'cn = "hub test CA"\nca\ncert_signing_key\nexpiration_days = 30\n' >"$d/ca.tmpl"
-  printf 'cn = "127.0.0.1"\ndns_name = "localhost"\nip_address = "127.0.0.1"\ntls_www_server\nsigning_key\nencryption_key\nexpiration_days = 30\n' >"$d/srv.tmpl"
+  printf 'cn = "127.0.0.1"\ndns_name = "localhost"\nip_address = "127.0.0.1"\nip_address = "::1"\ntls_www_server\nsigning_key\nencryption_key\nexpiration_days = 30\n' >"$d/srv.tmpl"
   for ca in ca other-ca; do
     ct -p --key-type=ecdsa --outfile "$d/$ca.key"
     ct -s --load-privkey "$d/$ca.key" --template "$d/ca.tmpl" --outfile "$d/$ca.pem"

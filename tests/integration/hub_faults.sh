@@ -97,6 +97,21 @@ sed -i "s|^ca_file = $T/pki/other-ca.pem|ca_file = $T/pki/ca.pem|" "$T/a3.ini"
 kill -HUP $A3
 check "agent-3 connects after SIGHUP with the right hub CA" wait_agents 2
 
-kill -TERM $A2 $A3 $A4; wait $A2; rc=$?
+# A hub on IPv6 loopback, dialled by its bracketed literal.
+H6=$(free_port); API6=$(free_port)
+"$BUILD/dirbridge-hub" --listen "[::1]:$H6" --cert "$T/pki/hub.pem" --key "$T/pki/hub.key" \
+  --tokens-file "$T/pki/tokens" --api "[::1]:$API6" -v >"$T/hub6.log" 2>&1 &
+bg_track $!
+agent_config "$T/a6.ini" agent-6 "$LURL" "" "" "" "$LCA"
+sed -i "s|^url = wss://127.0.0.1:$HUB_PORT/|url = wss://[::1]:$H6/|" "$T/a6.ini"
+agent_start "$T/a6.ini" "$T/a6.log"; A6=$AGENT_PID
+ok=; for i in $(seq 100); do
+  curl -s -m 2 "http://[::1]:$API6/v1/agents" | grep -q '"agent-6"' && { ok=1; break; }; sleep 0.2
+done
+check_eq "agent reaches a hub at wss://[::1]:PORT" "$ok" 1
+r=$(curl -s -m 30 -X POST -d '{"username":"alice","password":"Passw0rd!"}' "http://[::1]:$API6/v1/authenticate")
+check_match "IPv6 hub serves logins" "$r" '"ok":true'
+
+kill -TERM $A2 $A3 $A4 $A6; wait $A2; rc=$?
 check_eq "agent-2 exits 0 on SIGTERM" "$rc" 0
 finish
