@@ -631,9 +631,12 @@ int tls_pki_open(const char *dir, bool write, struct tls_pki **out, char *err, s
 	}
 	p->lock_fd = -1;
 	p->write = write;
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		rc = pki_fail(p, TLS_E_CONFIG, "%s: not a CA directory (%s)", dir,
-			      errno && !S_ISDIR(st.st_mode) ? strerror(errno) : "not a directory");
+	if (stat(dir, &st) < 0) {
+		rc = pki_fail(p, TLS_E_CONFIG, "%s: not a CA directory (%s)", dir, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = pki_fail(p, TLS_E_CONFIG, "%s: not a CA directory (not a directory)", dir);
 		goto fail;
 	}
 	path = path_in(p, NULL, "ca.key");

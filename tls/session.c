@@ -385,6 +385,16 @@ static int cb_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
 	return 1;
 }
 
+/* On an fd, one sendmsg per flight instead of one send per record. */
+static ssize_t cb_vec_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
+{
+	struct tls_sess *s = p;
+	struct msghdr m = { .msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt };
+
+	errno = 0;
+	return io_result(s, sendmsg(s->fd, &m, MSG_NOSIGNAL));
+}
+
 static void set_callbacks(struct tls_sess *s)
 {
 	gnutls_transport_set_ptr(s->gs, s);
@@ -400,6 +410,7 @@ int tls_set_fd(struct tls_sess *s, int fd)
 		return TLS_E_CONFIG;
 	s->fd = fd;
 	set_callbacks(s);
+	gnutls_transport_set_vec_push_function(s->gs, cb_vec_push);
 	return 0;
 }
 
