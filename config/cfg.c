@@ -882,8 +882,8 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss)
 			return -EINVAL;
 		hlen = (size_t)(colon - s);
 	}
-	if (hlen == 0 || hlen >= sizeof host || !parse_uint(colon + 1, 5, &port) ||
-	    port < 1 || port > 65535)
+	if (hlen == 0 || hlen >= sizeof host || memchr(h, '/', hlen) ||
+	    !parse_uint(colon + 1, 5, &port) || port < 1 || port > 65535)
 		return -EINVAL;
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
