@@ -196,6 +196,7 @@ static void dir_maybe_free(struct dir *d);
 static void kick(struct dir *d);
 static void user_conn_ready(struct req *r);
 static void user_conn_next(struct dir *d);
+static void user_conn_done(struct req *r, bool idle);
 
 /* ---- error mapping ------------------------------------------------------- */
 
@@ -1364,17 +1365,16 @@ static void req_finish(struct req *r, int err)
 	struct dir *d = r->d;
 	char **names = r->groups.v ? r->groups.v : no_names;
 
+	bool uconn_idle;
+
 	if (r->finished)
 		return;
 	r->finished = true;
+	uconn_idle = !(r->uconn && r->conn == r->uconn && r->msgid > 0);
 	if (r->conn && r->msgid > 0 && r->conn->state == CONN_READY)
 		ldap_abandon_ext(r->conn->ld, r->msgid, NULL, NULL);
 	op_done(r);
-	if (r->uconn) {
-		r->uconn->owner = NULL;
-		conn_close(r->uconn);
-		r->uconn = NULL;
-	}
+	user_conn_done(r, uconn_idle);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -1638,6 +1638,35 @@ static void user_conn_start(struct req *r)
 	r->uconn->owner = r;
 }
 
+/* Lets go of the request's user connection.  During a burst an idle one
+ * goes straight to the oldest request waiting for one to the same server,
+ * whose bind replaces the identity; otherwise it is closed.  Never a pool
+ * connection: those only ever bind as the service account. */
+static void user_conn_done(struct req *r, bool idle)
+{
+	struct conn *c = r->uconn;
+	struct dir *d = r->d;
+	struct req *w, *first = NULL;
+
+	if (!c)
+		return;
+	r->uconn = NULL;
+	c->owner = NULL;
+	if (idle && c->state == CONN_READY && !d->closing) {
+		for (w = d->reqs; w; w = w->next)
+			if (w != r && w->want_uconn && !w->finished && w->srv == c->srv)
+				first = w;
+		if (first) {
+			first->want_uconn = false;
+			first->uconn = c;
+			c->owner = first;
+			user_conn_ready(first);
+			return;
+		}
+	}
+	conn_close(c);
+}
+
 static void user_conn_next(struct dir *d)
 {
 	struct req *r, *first = NULL;
@@ -1770,11 +1799,7 @@ static void user_bind_result(struct req *r, LDAPMessage *msg)
 	if (err == DIR_OK)
 		err = entry_state(r->d, &r->ent);
 	r->conn = NULL;
-	if (r->uconn) {
-		r->uconn->owner = NULL;
-		conn_close(r->uconn);
-		r->uconn = NULL;
-	}
+	user_conn_done(r, true);
 	if (err) {
 		req_finish(r, err);
 		return;
