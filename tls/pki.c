@@ -593,8 +593,12 @@ int tls_pki_init_ca(const char *dir, const char *cn, unsigned days, enum tls_key
 	/* An empty CRL from the start, so servers can be pointed at crl.pem. */
 	char *pem = NULL;
 	size_t len;
-	if ((rc = tls_pki_crl(p, &pem, &len)) < 0)
+	if ((rc = tls_pki_crl(p, &pem, &len)) < 0) {
+		unlink(ipath);
+		unlink(kpath);
+		unlink(cpath);
 		goto out;
+	}
 	free(pem);
 out:
 	if (rc < 0)

@@ -115,12 +115,13 @@ list=$("$C" list --dir ca)
 check_match "list: alice revoked" "$list" "^alice +revoked +$SERIAL"
 check_match "list: bob valid with the newest serial" "$list" "^bob +valid +$B2"
 check_eq "list: one row per user" "$(grep -c '^bob ' <<<"$list")" 1
-check_eq "list --status valid" "$("$C" list --dir ca --status valid | awk 'NR>1{print $1}' | sort | tr '\n' ' ')" "bob erin "
-check_eq "list --status revoked" "$("$C" list --dir ca --status revoked | awk 'NR>1{print $1}' | tr '\n' ' ')" "alice "
+check_eq "list: exactly the users, no header" "$(awk '{print $1}' <<<"$list" | tr '\n' ' ')" "alice bob erin "
+check_eq "list --status valid" "$("$C" list --dir ca --status valid | awk '{print $1}' | sort | tr '\n' ' ')" "bob erin "
+check_eq "list --status revoked" "$("$C" list --dir ca --status revoked | awk '{print $1}' | tr '\n' ' ')" "alice "
 # A clock two years ahead: everything not revoked has expired.
 later=$(ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 faketime -f '+730d' "$C" list --dir ca --status expired 2>&1)
-check_eq "list --status expired (faketime +730d)" "$(awk 'NR>1{print $1}' <<<"$later" | sort | tr '\n' ' ')" "bob erin "
-check_eq "no expired certificates today" "$("$C" list --dir ca --status expired | wc -l)" 1
+check_eq "list --status expired (faketime +730d)" "$(awk '{print $1}' <<<"$later" | sort | tr '\n' ' ')" "bob erin "
+check_eq "no expired certificates today" "$("$C" list --dir ca --status expired | wc -l)" 0
 run "list --status unissued needs -c" 2 "$C" list --dir ca --status unissued
 run "list --status bogus" 2 "$C" list --dir ca --status bogus
 check "list --json is JSON" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==3' /dev/stdin <<<"$("$C" list --dir ca --json)"

@@ -13,7 +13,7 @@ run() {   # run NAME WANT_RC CMD...
   "$@" >"$T/$name.out" 2>"$T/$name.err"; rc=$?
   check_eq "$name (exit $want)" "$rc" "$want"
 }
-users() { awk 'NR>1{print $1 ":" $2}' "$T/$1.out" | sort | tr '\n' ' '; }
+users() { awk '{print $1 ":" $2}' "$T/$1.out" | sort | tr '\n' ' '; }
 
 https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
 P=$(free_port)

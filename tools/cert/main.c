@@ -461,9 +461,8 @@ static int cmd_list(const struct opts *o)
 		rc = die(EXIT_RUNTIME, "out of memory");
 		goto out;
 	}
-	if (!arr)
-		printf("%-24s %-9s %-34s %s\n", "USER", "STATUS", "SERIAL", "NOT_AFTER");
-	/* Without --all a user's row is their newest certificate: the one that
+	/* Rows only, no header: one line per user is what scripts count.
+	 * Without --all a user's row is their newest certificate: the one that
 	 * decides whether they hold a working certificate now. */
 	for (size_t i = 0; i < n; i++) {
 		bool newest = true;
