@@ -1053,15 +1053,13 @@ static void on_connection(uv_stream_t *server, int status)
 	h->tail = c;
 	h->n_conns++;
 	h->n_active++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-		c->state = C_CLOSED;
-		h->n_active--;
-		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-		return;
-	}
 	uv_timer_init(h->loop, &c->timer);
 	c->timer.data = c;
 	c->refs++;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
+		conn_set_state(c, C_CLOSED);
+		return;
+	}
 	if (!room) {
 		conn_set_state(c, C_CLOSED);
 		return;
@@ -1083,7 +1081,6 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	tls_set_transport(c->tls, c, tls_push, tls_pull);
-	c->state = C_HANDSHAKE;
 	conn_set_state(c, C_HANDSHAKE);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
