@@ -57,17 +57,46 @@ check_eq "alice still signs in after the reload" "$(page_kind "$(get_login 127.0
 cp "$T/server.pem" "$T/server.pem.good"
 echo "not a certificate" >"$T/server.pem"
 check "broken certificate: reload refused with a reason" hup_and_wait "refused"
-grep -E "refused|error" "$T/agent.log" | tail -3 | sed 's/^/   /'
+grep -E "\[https\]|reload refused" "$T/agent.log" | tail -2 | sed 's/^/   /'
 cp "$T/server.pem.good" "$T/server.pem"
 check_eq "after a refused reload the old certificate still serves" "$(served_serial)" "$S2"
 check_eq "after a refused reload sign-in still works" "$(page_kind "$(get_login 127.0.0.1:$P alice)")" success
 
-# A new CRL that revokes alice takes effect for new handshakes.
+# A new CRL that revokes alice takes effect for new handshakes, also for a
+# session resumed from a ticket issued before the reload.
+python3 - "$P" "$CA" "$PKI/alice.crt" "$PKI/alice.key" "$T/go2" >"$T/resume.out" 2>&1 <<'PY' &
+import os, socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+def get(session=None):
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10),
+                        server_hostname="127.0.0.1", session=session)
+    t.sendall(b"GET /login?session=rs HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    d = b""
+    while True:
+        x = t.recv(65536)
+        if not x: break
+        d += x
+    kind = "success" if b'id="result"' in d else "form" if b'name="password"' in d else "other"
+    return t, kind
+t, kind = get()
+print("first", kind, flush=True)
+for _ in range(200):
+    if os.path.exists(sys.argv[5]): break
+    time.sleep(0.1)
+t2, kind = get(t.session)
+print("resumed" if t2.session_reused else "full", kind, flush=True)
+PY
+RES=$!; bg_track $RES
+for i in $(seq 50); do grep -q first "$T/resume.out" && break; sleep 0.1; done
+check_eq "before the new CRL alice signs in (and gets a ticket)" "$(grep first "$T/resume.out")" "first success"
 ( cd "$PKI" && printf 'crl_next_update = 30\ncrl_number = 2\n' >crl2.tmpl &&
   cat revoked.crt alice.crt >both.crt &&
   certtool --generate-crl --load-ca-privkey ca.key --load-ca-certificate ca.crt \
     --load-certificate both.crt --template crl2.tmpl --outfile ca.crl >/dev/null 2>&1 )
 check "new CRL: reload accepted" hup_and_wait "certificates reloaded"
+touch "$T/go2"; wait $RES
+check_eq "a session resumed after the new CRL: resumed, and the form" "$(tail -1 "$T/resume.out")" "resumed form"
 check_eq "alice revoked by the new CRL: the form" "$(page_kind "$(get_login 127.0.0.1:$P alice)")" form
 check_match "refusal says revoked" "$(tail -5 "$T/agent.log")" 'refused: certificate revoked'
 check_eq "bob is not on the CRL: still signs in" "$(page_kind "$(get_login 127.0.0.1:$P bob)")" success
