@@ -432,13 +432,41 @@ static void list_row(json_t *arr, const char *user, const char *status, const st
 		json_array_append_new(arr, o);
 }
 
+/* qsort_r order of indexes into the certificate array ARG: user, then index. */
+static int by_user(const void *a, const void *b, void *arg)
+{
+	const struct tls_pki_cert *c = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int r = strcmp(c[i].user, c[j].user);
+
+	return r ? r : (i > j) - (i < j);
+}
+
+struct user_key {
+	const char *user;
+	const struct tls_pki_cert *certs;
+};
+
+static int user_cmp(const void *k, const void *e)
+{
+	const struct user_key *key = k;
+
+	return strcmp(key->user, key->certs[*(const size_t *)e].user);
+}
+
+/* Whether ORDER (sorted by by_user) holds a certificate of KEY->user. */
+static bool has_cert(const struct user_key *key, const size_t *order, size_t n)
+{
+	return n && bsearch(key, order, n, sizeof *order, user_cmp) != NULL;
+}
+
 static int cmd_list(const struct opts *o)
 {
 	static const char *const statuses[] = { "unissued", "valid", "expired", "revoked" };
 	struct tls_pki *p = NULL;
 	struct tls_pki_cert *c = NULL;
 	char **dusers = NULL;
-	size_t n = 0, nd = 0;
+	size_t n = 0, nd = 0, *order = NULL;
 	json_t *arr = NULL;
 	bool known = !o->status;
 	int rc;
@@ -461,26 +489,34 @@ static int cmd_list(const struct opts *o)
 		rc = die(EXIT_RUNTIME, "out of memory");
 		goto out;
 	}
+	/* Sorted by user, then issue order, so each user's certificates are
+	 * together and lookups are binary searches even for large directories. */
+	if (n && !(order = malloc(n * sizeof *order))) {
+		rc = die(EXIT_RUNTIME, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	if (n)
+		qsort_r(order, n, sizeof *order, by_user, c);
 	/* Rows only, no header: one line per user is what scripts count.
 	 * Without --all a user's row is their newest certificate: the one that
 	 * decides whether they hold a working certificate now. */
-	for (size_t i = 0; i < n; i++) {
-		bool newest = true;
+	for (size_t k = 0; k < n; k++) {
+		const struct tls_pki_cert *e = &c[order[k]];
 
-		for (size_t j = i + 1; j < n && !o->all && newest; j++)
-			newest = strcmp(c[j].user, c[i].user) != 0;
-		if (!newest)
+		if (!o->all && k + 1 < n && strcmp(c[order[k + 1]].user, e->user) == 0)
 			continue;
-		if (o->status && strcmp(o->status, state_name(c[i].state)) != 0)
+		if (o->status && strcmp(o->status, state_name(e->state)) != 0)
 			continue;
-		list_row(arr, c[i].user, state_name(c[i].state), &c[i]);
+		list_row(arr, e->user, state_name(e->state), e);
 	}
 	for (size_t i = 0; i < nd; i++) {
-		bool issued = false;
+		struct user_key key = { dusers[i], c };
 
-		for (size_t j = 0; j < n && !issued; j++)
-			issued = strcmp(c[j].user, dusers[i]) == 0;
-		if (!issued && (!o->status || strcmp(o->status, "unissued") == 0))
+		if (has_cert(&key, order, n))
+			continue;
+		if (!o->status || strcmp(o->status, "unissued") == 0)
 			list_row(arr, dusers[i], "unissued", NULL);
 	}
 	if (arr) {
@@ -496,6 +532,7 @@ static int cmd_list(const struct opts *o)
 	rc = EXIT_OK;
 out:
 	json_decref(arr);
+	free(order);
 	free(c);
 	free_users(dusers, nd);
 	tls_pki_close(p);
