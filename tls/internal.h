@@ -9,8 +9,11 @@
 
 #include "tls/tls.h"
 
-/* TLS 1.2 and 1.3 only, with RFC 5746 secure renegotiation required. */
-#define TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION"
+/* TLS 1.2 and 1.3 only, with RFC 5746 secure renegotiation required; the
+ * medium verification profile refuses peer certificates below 112-bit
+ * security (RSA < 2048) or signed with SHA-1. */
+#define TLS_PRIORITY \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SAFE_RENEGOTIATION:%PROFILE_MEDIUM"
 
 /* The priority cache built from TLS_PRIORITY by tls_global_init(). */
 gnutls_priority_t tls_priority(void);

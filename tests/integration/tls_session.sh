@@ -50,6 +50,10 @@ mk() {
     --template srv.tmpl --outfile srv.pem &&
   certtool -c --load-privkey srv.key --load-ca-certificate ca.pem --load-ca-privkey ca.key \
     --template exp.tmpl --outfile exp.pem &&
+  # A server key below 112-bit security, signed by the good CA.
+  certtool -p --key-type rsa --bits 1024 --outfile weak.key &&
+  certtool -c --load-privkey weak.key --load-ca-certificate ca.pem --load-ca-privkey ca.key \
+    --template srv.tmpl --outfile weak.pem &&
   certtool -p --key-type ecdsa --outfile cli.key &&
   certtool -c --load-privkey cli.key --load-ca-certificate ca.pem --load-ca-privkey ca.key \
     --template cli.tmpl --outfile cli.pem
@@ -73,6 +77,7 @@ serve tls11 --x509certfile srv.pem --x509keyfile srv.key -a --priority "NORMAL:-
 serve tls12 --x509certfile srv.pem --x509keyfile srv.key -a --priority "NORMAL:-VERS-ALL:+VERS-TLS1.2"
 serve clientcert --x509certfile srv.pem --x509keyfile srv.key --x509cafile ca.pem \
   --require-client-cert --verify-client-cert
+serve weak --x509certfile weak.pem --x509keyfile weak.key -a
 serve alpn --x509certfile srv.pem --x509keyfile srv.key -a --alpn h2 --alpn-fatal
 
 # probe NAME WANT_RC ARGS...: runs tlsprobe (bounded) and checks its exit code.
@@ -105,6 +110,8 @@ for mode in fd stream; do
   probe "$mode: IP not in SAN" 2 --mode $mode --ca ca.pem --port "$PORT_good" --name 127.0.0.2
   probe "$mode: expired server certificate" 2 --mode $mode --ca ca.pem --port "$PORT_expired" --name localhost
   check_match "$mode: expired reason" "$(cat "$mode: expired server certificate.err")" 'expired'
+  probe "$mode: RSA 1024 server certificate refused" 2 --mode $mode --ca ca.pem --port "$PORT_weak" --name localhost
+  check_match "$mode: weak key reason" "$(cat "$mode: RSA 1024 server certificate refused.err")" 'insecure'
   probe "$mode: TLS 1.1-only server refused" 3 --mode $mode --ca ca.pem --port "$PORT_tls11" --name localhost
   probe "$mode: TLS 1.2 server" 0 --mode $mode --ca ca.pem --port "$PORT_tls12" --name localhost
   check_match "$mode: TLS 1.2 negotiated" "$(cat "$mode: TLS 1.2 server.out")" 'version=TLS1\.2'
