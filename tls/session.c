@@ -340,7 +340,7 @@ int tls_client_new(const struct tls_client_opts *o, struct tls_sess **out)
  * transport itself would block.  GnuTLS also returns GNUTLS_E_AGAIN after it
  * consumed a post-handshake message (a TLS 1.3 session ticket) while more
  * records may already sit in its buffers or in the caller's; waiting for the
- * transport then would hang, so tls_io() calls again unless the transport
+ * transport then would hang, so again() repeats the call unless the transport
  * said EAGAIN.
  */
 static ssize_t io_result(struct tls_sess *s, ssize_t n)
