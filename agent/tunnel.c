@@ -882,78 +882,67 @@ static void req_done(struct treq *r)
 	tun_maybe_free(t);
 }
 
-static void on_profile(void *arg, int err, const struct dir_profile *p)
+/*
+ * Answers R — with KEY: VALUE when ERR is 0 (KEY NULL for a bare success), else
+ * with ERR's code — but only on the link the request came in on; then releases R.
+ * Takes VALUE in every case.
+ */
+static void answer(struct treq *r, int err, const char *key, json_t *value)
 {
-	struct treq *r = arg;
 	struct agent_tunnel *t = r->t;
+	json_t *m;
 
 	if (!deliverable(t, r)) {
 		cfg_log(CFG_LOG_DEBUG, "hub: result for request %s dropped: its link is gone", r->id);
-	} else if (err < 0 || !p) {
-		send_error(t, r->id, dir_code(err < 0 ? err : DIR_E_INTERNAL));
-	} else if (r->kind == Q_LOOKUP && p->disabled) {
-		send_error(t, r->id, dir_code(DIR_E_ACCOUNT_DISABLED));
+	} else if (err < 0) {
+		send_error(t, r->id, dir_code(err));
 	} else {
-		send_json(t, json_pack("{s:s, s:s, s:b, s:o}", "type", "result", "id", r->id,
-				       "ok", 1, "profile", profile_json(p)));
+		m = json_pack("{s:s, s:s, s:b}", "type", "result", "id", r->id, "ok", 1);
+		if (m && key && json_object_set(m, key, value) < 0) {
+			json_decref(m);
+			m = NULL;
+		}
+		send_json(t, m);
 	}
+	json_decref(value);
 	req_done(r);
+}
+
+static void on_profile(void *arg, int err, const struct dir_profile *p)
+{
+	struct treq *r = arg;
+
+	if (err < 0 || !p)
+		answer(r, err < 0 ? err : DIR_E_INTERNAL, NULL, NULL);
+	else if (r->kind == Q_LOOKUP && p->disabled)
+		answer(r, DIR_E_ACCOUNT_DISABLED, NULL, NULL);
+	else
+		answer(r, 0, "profile", profile_json(p));
 }
 
 static void on_users(void *arg, int err, const struct dir_profile *users, size_t n)
 {
-	struct treq *r = arg;
-	struct agent_tunnel *t = r->t;
-	json_t *arr;
+	json_t *arr = err < 0 ? NULL : json_array();
 	size_t i;
 
-	if (!deliverable(t, r)) {
-		cfg_log(CFG_LOG_DEBUG, "hub: result for request %s dropped: its link is gone", r->id);
-	} else if (err < 0) {
-		send_error(t, r->id, dir_code(err));
-	} else {
-		arr = json_array();
-		for (i = 0; i < n && arr; i++)
-			json_array_append_new(arr, profile_json(&users[i]));
-		send_json(t, json_pack("{s:s, s:s, s:b, s:o}", "type", "result", "id", r->id,
-				       "ok", 1, "users", arr));
-	}
-	req_done(r);
+	for (i = 0; i < n && arr; i++)
+		json_array_append_new(arr, profile_json(&users[i]));
+	answer(arg, err < 0 ? err : arr ? 0 : DIR_E_INTERNAL, "users", arr);
 }
 
 static void on_names(void *arg, int err, char *const *names, size_t n)
 {
-	struct treq *r = arg;
-	struct agent_tunnel *t = r->t;
-	json_t *arr;
+	json_t *arr = err < 0 ? NULL : json_array();
 	size_t i;
 
-	if (!deliverable(t, r)) {
-		cfg_log(CFG_LOG_DEBUG, "hub: result for request %s dropped: its link is gone", r->id);
-	} else if (err < 0) {
-		send_error(t, r->id, dir_code(err));
-	} else {
-		arr = json_array();
-		for (i = 0; i < n && arr; i++)
-			json_array_append_new(arr, json_string(names[i]));
-		send_json(t, json_pack("{s:s, s:s, s:b, s:o}", "type", "result", "id", r->id,
-				       "ok", 1, "groups", arr));
-	}
-	req_done(r);
+	for (i = 0; i < n && arr; i++)
+		json_array_append_new(arr, json_string(names[i]));
+	answer(arg, err < 0 ? err : arr ? 0 : DIR_E_INTERNAL, "groups", arr);
 }
 
 static void on_changed(void *arg, int err)
 {
-	struct treq *r = arg;
-	struct agent_tunnel *t = r->t;
-
-	if (!deliverable(t, r))
-		cfg_log(CFG_LOG_DEBUG, "hub: result for request %s dropped: its link is gone", r->id);
-	else if (err < 0)
-		send_error(t, r->id, dir_code(err));
-	else
-		send_json(t, json_pack("{s:s, s:s, s:b}", "type", "result", "id", r->id, "ok", 1));
-	req_done(r);
+	answer(arg, err, NULL, NULL);
 }
 
 /* A string field, with its length (JSON strings may hold NUL; dir refuses them). */
