@@ -3,9 +3,12 @@
 # tests/integration/*.sh against real servers started here on loopback: a shared
 # OpenLDAP slapd and a Samba AD DC.  Stops what it started by PID, also on
 # failure, and ends with one line "N passed, N failed".
+# A second argument, an extended regex, runs only the unit tests and scripts whose
+# names match it (tests/run.sh build-asan 'cert|https_cert').
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/${1:-build}
+ONLY=${2:-}
 TMP=$(mktemp -d /tmp/dirbridge-test.XXXXXX)
 export ROOT BUILD TMP
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
@@ -52,6 +55,7 @@ echo "== unit"
 for t in "$BUILD"/tests/test_*; do
   [ -x "$t" ] || continue
   name=$(basename "$t")
+  [ -z "$ONLY" ] || grep -Eq -- "$ONLY" <<<"$name" || continue
   CMOCKA_MESSAGE_OUTPUT=TAP timeout 120 "$t" >"$TMP/$name.log" 2>&1; rc=$?
   [ "$rc" = 0 ] || grep -q '^not ok' "$TMP/$name.log" || echo "FAIL $name exited $rc" >>"$TMP/$name.log"
   count "$TMP/$name.log"; f=$last_failed
@@ -63,6 +67,7 @@ echo "== integration"
 for s in "$ROOT"/tests/integration/*.sh; do
   [ -f "$s" ] || continue
   name=$(basename "$s" .sh)
+  [ -z "$ONLY" ] || grep -Eq -- "$ONLY" <<<"$name" || continue
   export T=$TMP/$name; mkdir -p "$T"
   (cd "$T" && timeout 900 bash "$s") >"$TMP/$name.log" 2>&1; rc=$?
   [ "$rc" = 0 ] || grep -q '^FAIL' "$TMP/$name.log" || echo "FAIL $name exited $rc" >>"$TMP/$name.log"
