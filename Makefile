@@ -6,7 +6,6 @@
 
 BUILD ?= build
 SAN   ?=
-CC    ?= cc
 VERSION := 0.1.0
 
 # Every dependency through pkg-config; Debian ships these three without a .pc file.
@@ -17,11 +16,17 @@ NOPC_INC  := -I/usr/include/iniparser
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-qual -Wformat=2 -Wvla
 CFLAGS   ?= -O2 -g
-CPPFLAGS += -D_GNU_SOURCE -DDIRBRIDGE_VERSION='"$(VERSION)"' -I. $(NOPC_INC) \
-            $(shell pkg-config --cflags $(PKGS))
+# pkg-config runs at most once per make, and only when a rule first needs its
+# answer: `make demo` installs the libraries (deps) before anything is compiled,
+# so an answer taken while the Makefile is parsed would be empty on a fresh machine.
+once = $(eval $(1) := $$(shell $(2)))$($(1))
+PKG_CFLAGS = $(call once,PKG_CFLAGS,pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(call once,PKG_LIBS,pkg-config --libs $(PKGS))
+CMOCKA_LIBS = $(call once,CMOCKA_LIBS,pkg-config --libs cmocka)
+CPPFLAGS += -D_GNU_SOURCE -DDIRBRIDGE_VERSION='"$(VERSION)"' -I. $(NOPC_INC) $(PKG_CFLAGS)
 ALL_CFLAGS = -std=c11 $(WARN) -fstack-protector-strong -fPIE $(CFLAGS)
 LDFLAGS  += -pie -Wl,-z,relro,-z,now
-LDLIBS   := $(shell pkg-config --libs $(PKGS)) $(NOPC_LIBS)
+LDLIBS    = $(PKG_LIBS) $(NOPC_LIBS)
 ifeq ($(SAN),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS    += -fsanitize=address,undefined
@@ -35,6 +40,11 @@ MOD_SRC := $(wildcard config/*.c ldap/*.c tls/*.c)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libdirbridge.a
 
+# The daemon's code minus main() is an archive too, so unit tests link the
+# agent's files instead of including them.
+AGENT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out agent/main.c,$(wildcard agent/*.c)))
+AGENT_LIB := $(BUILD)/libagent.a
+
 # Programs: agent/ is the daemon, tools/NAME/ is build/dirbridge-NAME.
 TOOL_DIRS := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
 PROGS     := $(BUILD)/dirbridge $(TOOL_DIRS:%=$(BUILD)/dirbridge-%)
@@ -45,6 +55,8 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(TTOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
+# Objects of tools and tests are kept between builds, not removed as intermediates.
+.SECONDARY:
 .PHONY: all deps check demo bench clean asan
 all: $(PROGS) $(UNIT_BIN) $(TTOOL_BIN)
 
@@ -56,7 +68,11 @@ $(LIB): $(MOD_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/dirbridge: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard agent/*.c)) $(LIB)
+$(AGENT_LIB): $(AGENT_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/dirbridge: $(BUILD)/obj/agent/main.o $(AGENT_LIB) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each tool links its own objects, the module archive and, where it needs to
@@ -66,9 +82,9 @@ tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/$(1)/*.c))
 $(BUILD)/dirbridge-%: $$(call tool_objs,$$*) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIB)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(AGENT_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CMOCKA_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(@D)
