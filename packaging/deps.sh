@@ -10,7 +10,7 @@ PKGS=(build-essential pkg-config
       libsasl2-modules libsasl2-modules-gssapi-mit
       gnutls-bin openssl libnss3-tools curl bc jq python3 faketime
       slapd ldap-utils samba samba-ad-dc krb5-user winbind
-      chromium)
+      chromium fonts-dejavu-core ca-certificates)
 GNUTLS_MIN=3.7.9-2+deb12u7
 
 missing=()
@@ -36,7 +36,9 @@ fi
 trap 'if [ $own_prc = 1 ]; then "${SUDO[@]}" rm -f $prc; fi' EXIT
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q
-"${SUDO[@]}" apt-get install -y -q "${missing[@]}"
+# Recommended packages are not needed, and one of them (an MTA, exim4) fails to
+# configure in a container or chroot without a real host name.
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 have=$(dpkg-query -W -f='${Version}' libgnutls30)
 dpkg --compare-versions "$have" ge "$GNUTLS_MIN" ||
   { echo "deps: GnuTLS $have is older than $GNUTLS_MIN" >&2; exit 1; }
