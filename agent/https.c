@@ -35,6 +35,7 @@
 #define MAX_URL 2048
 #define MAX_BODY 4096		/* the login form is small */
 #define MAX_CIPHERTEXT (64 * 1024)
+#define MAX_PENDING_OUT (256 * 1024)	/* ciphertext produced by one call */
 
 enum conn_state {
 	C_HANDSHAKE,		/* TLS handshake in progress */
@@ -85,6 +86,7 @@ struct conn {
 	struct req req;
 	enum http_route route;
 	struct buf out;
+	struct buf wout;		/* ciphertext not yet handed to the stream */
 	unsigned writes;		/* uv_write requests in flight */
 	/* Password path: kept until the directory answers, then wiped. */
 	char *username, *password, *session;
@@ -125,8 +127,7 @@ static void srv_maybe_done(struct https *h);
 struct wreq {
 	uv_write_t req;
 	struct conn *c;
-	size_t len;
-	char data[];
+	struct buf data;	/* ciphertext; wiped when written */
 };
 
 static void conn_unref(struct conn *c)
@@ -148,6 +149,7 @@ static void conn_unref(struct conn *c)
 	buf_wipe(&c->in);
 	buf_wipe(&c->rest);
 	buf_wipe(&c->out);
+	buf_wipe(&c->wout);
 	buf_wipe(&c->req.url);
 	buf_wipe(&c->req.body);
 	buf_wipe(&c->req.ctype);
@@ -167,7 +169,7 @@ static void on_write(uv_write_t *req, int status)
 	struct wreq *w = (struct wreq *)req;
 	struct conn *c = w->c;
 
-	explicit_bzero(w->data, w->len);
+	buf_wipe(&w->data);
 	free(w);
 	c->writes--;
 	if (status < 0 && c->state != C_CLOSED) {
@@ -182,34 +184,49 @@ static void on_write(uv_write_t *req, int status)
 	conn_unref(c);
 }
 
-/* GnuTLS's output: queued on the stream at once, so a push never blocks. */
+/* GnuTLS's output: collected in c->wout, one record at a time, and handed to
+ * the stream by conn_flush() once the call that produced it returns, so a
+ * handshake flight or a response with its records goes out in one write (one
+ * system call, one TCP segment where it fits) and a push never blocks. */
 static ssize_t tls_push(void *ctx, const void *buf, size_t len)
 {
 	struct conn *c = ctx;
-	struct wreq *w;
-	uv_buf_t b;
 
 	if (c->state == C_CLOSED || uv_is_closing((uv_handle_t *)&c->tcp)) {
 		errno = EPIPE;
 		return -1;
 	}
-	w = malloc(sizeof(*w) + len);
-	if (!w) {
+	if (c->wout.len + len > MAX_PENDING_OUT || buf_add(&c->wout, buf, len) < 0) {
 		errno = ENOMEM;
 		return -1;
 	}
-	memcpy(w->data, buf, len);
+	return (ssize_t)len;
+}
+
+/* Queues what GnuTLS pushed since the last flush as one uv_write.  Returns 0,
+ * or -1 when the stream refused it (the caller closes the connection). */
+static int conn_flush(struct conn *c)
+{
+	struct wreq *w;
+	uv_buf_t b;
+
+	if (c->wout.len == 0)
+		return 0;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -1;
 	w->c = c;
-	w->len = len;
-	b = uv_buf_init(w->data, (unsigned)len);
+	w->data = c->wout;
+	c->wout = (struct buf){ 0 };
+	b = uv_buf_init(w->data.p, (unsigned)w->data.len);
 	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
+		buf_wipe(&w->data);
 		free(w);
-		errno = EPIPE;
 		return -1;
 	}
 	c->writes++;
 	c->refs++;
-	return (ssize_t)len;
+	return 0;
 }
 
 /* GnuTLS's input: drains what on_read buffered. */
@@ -349,7 +366,7 @@ static void conn_set_state(struct conn *c, enum conn_state st)
 
 		if (c->tls)
 			tls_bye(c->tls);
-		if (!sd || uv_shutdown(sd, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
+		if (!sd || conn_flush(c) < 0 || uv_shutdown(sd, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
 			free(sd);
 			conn_set_state(c, C_CLOSED);
 			break;
@@ -420,6 +437,10 @@ static void respond(struct conn *c, unsigned status, const char *ctype, const ch
 		off += (size_t)n;
 	}
 	buf_wipe(&head);
+	if (conn_flush(c) < 0) {
+		conn_set_state(c, C_CLOSED);
+		return;
+	}
 	if (c->writes == 0) {
 		conn_set_state(c, c->keep_alive ? C_READ_REQUEST : C_LINGER);
 		conn_run(c);
@@ -966,22 +987,26 @@ static void conn_run(struct conn *c)
 
 	if (c->state == C_HANDSHAKE) {
 		ret = tls_handshake(c->tls);
-		if (ret == TLS_E_AGAIN)
-			return;
-		if (ret < 0) {
+		if (ret < 0 && ret != TLS_E_AGAIN) {
 			h->m.handshakes_fail++;
 			cfg_log(CFG_LOG_DEBUG, "https: %s: handshake failed: %s", c->peer,
 				tls_last_error(c->tls));
+			/* The alert goes out before the close (uv_write tries at once). */
+			(void)conn_flush(c);
 			conn_set_state(c, C_CLOSED);
 			return;
 		}
-		h->m.handshakes_ok++;
-		if (tls_server_resumed(c->tls))
-			h->m.handshakes_resumed++;
-		conn_set_state(c, C_READ_REQUEST);
+		if (ret == 0) {
+			h->m.handshakes_ok++;
+			if (tls_server_resumed(c->tls))
+				h->m.handshakes_resumed++;
+			conn_set_state(c, C_READ_REQUEST);
+		}
 	}
 	if (c->state == C_READ_REQUEST)
 		read_requests(c);
+	if (c->state != C_CLOSED && conn_flush(c) < 0)
+		conn_set_state(c, C_CLOSED);
 }
 
 /* ---- accepting -------------------------------------------------------------- */
