@@ -36,7 +36,7 @@ static void usage(FILE *f)
 	fputs("usage: dirbridge-cert COMMAND --dir DIR [options]\n"
 	      "  init-ca  --dir D --cn NAME [--days N] [--key-type ecdsa|rsa]\n"
 	      "  issue    --dir D --user NAME [--days N] [--revoke-prior] [--out FILE.p12]\n"
-	      "           [--password-file F] [-c agent.ini: the user must be in the directory]\n"
+	      "           [--password-file F] [-c agent.ini: issue to the directory's user]\n"
 	      "  issue    --dir D (--users a,b,c [-c agent.ini] | --from-ldap -c agent.ini\n"
 	      "           [--filter F]) --out-dir DIR [--zip FILE] [--days N] [--revoke-prior]\n"
 	      "  sign-csr --dir D --csr FILE --user NAME [--days N] --out FILE.pem [-c agent.ini]\n"
