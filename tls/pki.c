@@ -904,7 +904,7 @@ int tls_pki_sign_csr(struct tls_pki *p, const unsigned char *csr, size_t csr_len
 		rc = pki_fail(p, TLS_E_VERIFY, "CSR subject has more than one CN");
 		goto out;
 	}
-	if (strcmp(cn, user) != 0) {
+	if (!tls_pki_user_eq(cn, user)) {
 		rc = pki_fail(p, TLS_E_VERIFY, "CSR is for CN=%.64s, not for %.64s", cn, user);
 		goto out;
 	}
@@ -951,7 +951,7 @@ static int revoke_where(struct tls_pki *p, const char *serial, const char *user,
 
 		if (c->state == TLS_CERT_REVOKED)
 			continue;
-		if ((serial && strcmp(c->serial, serial) != 0) || (user && strcmp(c->user, user) != 0))
+		if ((serial && strcmp(c->serial, serial) != 0) || (user && !tls_pki_user_eq(c->user, user)))
 			continue;
 		c->state = TLS_CERT_REVOKED;
 		c->revoked_at = now;

@@ -8,6 +8,7 @@
  *   session.c  — sessions (client and server), transports, verification
  *   server.c   — the front-facing server credentials and client-cert checks
  *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
+ *   pki_user.c — how dirbridge-cert compares user names
  *   hub.c      — the reference hub's agent endpoint (dirbridge-hub)
  *   check.c    — configuration checks on certificate, key, CA and CRL files
  */
@@ -190,13 +191,14 @@ const char *tls_pki_error(const struct tls_pki *p);
  * CA's own notAfter. */
 int tls_pki_issue(struct tls_pki *p, const char *user, unsigned days, const char *password,
 		  unsigned char **p12, size_t *p12_len, struct tls_pki_cert *out);
-/* Checks a CSR (PEM or DER): self-signature, exactly one CN equal to USER, an
- * RSA >= 2048 or EC P-256/P-384 key; issues with the issue profile; *pem is
- * malloc'd and NUL-terminated. */
+/* Checks a CSR (PEM or DER): self-signature, exactly one CN equal to USER by
+ * tls_pki_user_eq, an RSA >= 2048 or EC P-256/P-384 key; issues with the issue
+ * profile and CN=USER; *pem is malloc'd and NUL-terminated. */
 int tls_pki_sign_csr(struct tls_pki *p, const unsigned char *csr, size_t csr_len,
 		     const char *user, unsigned days, char **pem, struct tls_pki_cert *out);
-/* Revoke what is not revoked yet: one serial, or every certificate of a user.
- * Return how many were revoked (0: none matched) or a tls_err. */
+/* Revoke what is not revoked yet: one serial, or every certificate of a user
+ * (every record whose name equals USER by tls_pki_user_eq).  Return how many
+ * were revoked (0: none matched) or a tls_err. */
 int tls_pki_revoke_serial(struct tls_pki *p, const char *serial_hex, int reason);
 int tls_pki_revoke_user(struct tls_pki *p, const char *user, int reason);
 /* Saves the index and, after revocations, crl.pem. */
@@ -214,6 +216,10 @@ const char *tls_pki_reason_name(int code);
 /* Normalises a serial given as hex (any case, optional ':' separators, leading
  * zeros) into lowercase hex without leading zeros; -1 when not a serial. */
 int tls_pki_serial_norm(const char *in, char out[TLS_PKI_SERIAL_MAX]);
+/* pki_user.c: user names compare with ASCII letters folded to lower case and
+ * every other byte as it is (no Unicode folding); a total order for sorting. */
+int tls_pki_user_cmp(const char *a, const char *b);
+bool tls_pki_user_eq(const char *a, const char *b);
 /* A random password of LEN-1 characters (no look-alike characters) and NUL. */
 int tls_pki_password(char *buf, size_t len);
 /* Writes a file atomically: temp file in the same directory with MODE, fsync,

@@ -1,6 +1,7 @@
 /*
  * tls/pki.c pure helpers: reason names, serial normalisation, generated
- * passwords, atomic file writes; and the index refusing corrupt input.
+ * passwords, atomic file writes; the index refusing corrupt input; and user
+ * names matched ignoring ASCII case only, by comparison and by revocation.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -191,6 +192,72 @@ static void test_corrupt_index(void **state)
 	tls_pki_close(p);
 }
 
+static void test_user_cmp(void **state)
+{
+	(void)state;
+	assert_true(tls_pki_user_eq("alice", "ALICE"));
+	assert_true(tls_pki_user_eq("Alice", "aLiCe"));
+	assert_true(tls_pki_user_eq("a.b-c_9", "A.B-C_9"));
+	assert_int_equal(tls_pki_user_cmp("ALICE", "alice"), 0);
+	/* Only ASCII letters fold: fullwidth a (U+FF41), dotted capital I
+	 * (U+0130) and accented capitals stay distinct. */
+	assert_false(tls_pki_user_eq("\xef\xbd\x81lice", "alice"));
+	assert_false(tls_pki_user_eq("AL\xc4\xb0" "CE", "alice"));
+	assert_false(tls_pki_user_eq("jos\xc3\x89", "jos\xc3\xa9"));
+	assert_true(tls_pki_user_eq("JOS\xc3\xa9", "jos\xc3\xa9"));
+	/* Letters fold, nothing else: '@' and '`' neighbour 'A'..'Z' and 'a'..'z'. */
+	assert_false(tls_pki_user_eq("@", "`"));
+	assert_false(tls_pki_user_eq("[", "{"));
+	assert_false(tls_pki_user_eq("alice", "alice "));
+	assert_false(tls_pki_user_eq("alice", "alic"));
+	assert_false(tls_pki_user_eq(NULL, "alice"));
+	/* A total order that agrees with equality, for sorting and bsearch. */
+	assert_true(tls_pki_user_cmp("ALICE", "bob") < 0);
+	assert_true(tls_pki_user_cmp("alice", "BOB") < 0);
+	assert_true(tls_pki_user_cmp("bob", "ALICE") > 0);
+	assert_true(tls_pki_user_cmp("alic", "ALICE") < 0);
+	assert_true(tls_pki_user_cmp("zed", "\xef\xbd\x81lice") < 0);
+}
+
+/* Revoking a user finds every record whose name differs only in ASCII case,
+ * and nothing else: the index of a CA directory from before names were taken
+ * from the directory holds such records. */
+static void test_revoke_user_case(void **state)
+{
+	static const char *const users[] = {
+		"ALICE", "alice", "Alice", "\xef\xbd\x81lice", "alice2", "bob",
+	};
+	char dir[128], err[512];
+	struct tls_pki *p;
+	struct tls_pki_cert *certs, rec;
+	unsigned char *p12;
+	size_t n, len;
+
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/ca", tmpdir);
+	assert_int_equal(tls_pki_init_ca(dir, "unit CA", 30, TLS_KEY_ECDSA, err, sizeof err), 0);
+	assert_int_equal(tls_pki_open(dir, true, &p, err, sizeof err), 0);
+	for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+		assert_int_equal(tls_pki_issue(p, users[i], 10, "pw", &p12, &len, &rec), 0);
+		assert_string_equal(rec.user, users[i]);
+		free(p12);
+	}
+	assert_int_equal(tls_pki_revoke_user(p, "aLIce", 1), 3);
+	assert_int_equal(tls_pki_revoke_user(p, "alice", 1), 0);
+	assert_int_equal(tls_pki_commit(p), 0);
+	tls_pki_close(p);
+	assert_int_equal(tls_pki_open(dir, false, &p, err, sizeof err), 0);
+	assert_int_equal(tls_pki_list(p, 0, &certs, &n), 0);
+	assert_int_equal(n, 6);
+	for (size_t i = 0; i < n; i++) {
+		/* The index keeps each name as it was recorded. */
+		assert_string_equal(certs[i].user, users[i]);
+		assert_int_equal(certs[i].state, i < 3 ? TLS_CERT_REVOKED : TLS_CERT_VALID);
+	}
+	free(certs);
+	tls_pki_close(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +266,8 @@ int main(void)
 		cmocka_unit_test(test_password),
 		cmocka_unit_test_setup_teardown(test_write_file, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_corrupt_index, setup_dir, teardown_dir),
+		cmocka_unit_test(test_user_cmp),
+		cmocka_unit_test_setup_teardown(test_revoke_user_case, setup_dir, teardown_dir),
 	};
 
 	if (tls_global_init() < 0)

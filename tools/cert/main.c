@@ -36,14 +36,16 @@ static void usage(FILE *f)
 	fputs("usage: dirbridge-cert COMMAND --dir DIR [options]\n"
 	      "  init-ca  --dir D --cn NAME [--days N] [--key-type ecdsa|rsa]\n"
 	      "  issue    --dir D --user NAME [--days N] [--revoke-prior] [--out FILE.p12]\n"
-	      "           [--password-file F] [-c agent.ini: the user must be in the directory]\n"
-	      "  issue    --dir D (--users a,b,c | --from-ldap -c agent.ini [--filter F])\n"
-	      "           --out-dir DIR [--zip FILE] [--days N] [--revoke-prior]\n"
+	      "           [--password-file F] [-c agent.ini: issue to the directory's user]\n"
+	      "  issue    --dir D (--users a,b,c [-c agent.ini] | --from-ldap -c agent.ini\n"
+	      "           [--filter F]) --out-dir DIR [--zip FILE] [--days N] [--revoke-prior]\n"
 	      "  sign-csr --dir D --csr FILE --user NAME [--days N] --out FILE.pem [-c agent.ini]\n"
-	      "  revoke   --dir D (--serial HEX | --user NAME) [--reason REASON]\n"
+	      "  revoke   --dir D (--serial HEX | --user NAME [-c agent.ini]) [--reason REASON]\n"
 	      "  crl      --dir D --out FILE\n"
 	      "  list     --dir D [-c agent.ini] [--status unissued|valid|expired|revoked]\n"
-	      "           [--all] [--json]\n"
+	      "           [--user NAME] [--all] [--json]\n"
+	      "With -c, issue and sign-csr use the directory's spelling of each user name;\n"
+	      "without it, names must be ASCII.  Names match ignoring ASCII case.\n"
 	      "Common: -h, --version.  Exit 0 success, 1 failure, 2 usage or configuration.\n",
 	      f);
 }
@@ -249,7 +251,7 @@ static int split_users(const char *list, char ***out, size_t *n)
 			break;
 		}
 		for (size_t i = 0; i < k; i++)
-			if (strcmp(v[i], tok) == 0)
+			if (tls_pki_user_eq(v[i], tok))
 				rc = die(EXIT_USAGE, "--users: '%.64s' given twice", tok);
 		if (rc)
 			break;
@@ -281,9 +283,31 @@ void free_users(char **users, size_t n)
 	free(users);
 }
 
+/* The directory's own name for --user (with -c), or --user itself when plain;
+ * *own malloc'd. */
+static int user_name(const struct opts *o, char **own)
+{
+	char **v = NULL, *given;
+	int rc;
+
+	*own = NULL;
+	if (!username_ok(o->user))
+		return die(EXIT_USAGE, "--user: not a valid directory user name");
+	if (!(given = strdup(o->user)))
+		return die(EXIT_RUNTIME, "out of memory");
+	rc = issue_names(o->config, "--user", &given, 1, &v);
+	free(given);
+	if (rc != EXIT_OK)
+		return rc;
+	*own = v[0];
+	free(v);
+	return EXIT_OK;
+}
+
 static int cmd_issue(const struct opts *o)
 {
-	char **users = NULL;
+	struct opts one = *o;
+	char **users = NULL, **own = NULL, *name = NULL;
 	size_t n = 0;
 	int rc;
 
@@ -294,13 +318,23 @@ static int cmd_issue(const struct opts *o)
 			return die(EXIT_USAGE, "bulk issue needs --out-dir DIR");
 		if (o->users && o->from_ldap)
 			return die(EXIT_USAGE, "give either --users or --from-ldap");
-		if (o->users)
-			rc = split_users(o->users, &users, &n);
-		else if (!o->config)
+		if (o->users) {
+			if ((rc = split_users(o->users, &users, &n)) == EXIT_OK &&
+			    (rc = issue_names(o->config, "--users", users, n, &own)) == EXIT_OK) {
+				free_users(users, n);
+				users = own;
+			}
+		} else if (!o->config) {
 			rc = die(EXIT_USAGE, "--from-ldap needs -c agent.ini");
-		else if ((rc = directory_users(o->config, o->filter, &users, &n)) == EXIT_OK && n == 0)
-			rc = die(EXIT_RUNTIME, "no enabled directory user matched%s",
-				 o->filter ? " --filter" : "");
+		} else if ((rc = directory_users(o->config, o->filter, &users, &n)) == EXIT_OK) {
+			/* Two entries whose names differ only in case would share one
+			 * row, one revocation and one NAME.p12 file. */
+			if (n == 0)
+				rc = die(EXIT_RUNTIME, "no enabled directory user matched%s",
+					 o->filter ? " --filter" : "");
+			else
+				rc = names_distinct(users, n, "--from-ldap");
+		}
 		if (rc == EXIT_OK)
 			rc = cmd_issue_bulk(o, users, n);
 		free_users(users, n);
@@ -310,30 +344,33 @@ static int cmd_issue(const struct opts *o)
 		return die(EXIT_USAGE, "issue needs --user NAME (or --users / --from-ldap)");
 	if (o->zip || o->out_dir || o->filter)
 		return die(EXIT_USAGE, "--out-dir, --zip and --filter are for bulk issue");
-	if (o->config && username_ok(o->user) && (rc = directory_check_user(o->config, o->user)) != 0)
+	if ((rc = user_name(o, &name)) != EXIT_OK)
 		return rc;
-	return cmd_issue_one(o);
+	one.user = name;
+	rc = cmd_issue_one(&one);
+	free(name);
+	return rc;
 }
 
 static int cmd_sign_csr(const struct opts *o)
 {
 	struct tls_pki *p = NULL;
 	struct tls_pki_cert rec;
-	char *csr = NULL, *pem = NULL, na[32];
+	char *csr = NULL, *pem = NULL, *user = NULL, na[32];
 	size_t len;
 	int rc;
 
 	if (!o->csr || !o->user || !o->out)
 		return die(EXIT_USAGE, "sign-csr needs --csr FILE --user NAME --out FILE.pem");
-	if (!username_ok(o->user))
-		return die(EXIT_USAGE, "--user: not a valid directory user name");
-	if (o->config && (rc = directory_check_user(o->config, o->user)) != 0)
+	if ((rc = user_name(o, &user)) != EXIT_OK)
 		return rc;
-	if (read_input(o->csr, 1 << 20, &csr, &len) < 0)
-		return die(EXIT_USAGE, "%s: cannot read CSR: %s", o->csr, strerror(errno));
+	if (read_input(o->csr, 1 << 20, &csr, &len) < 0) {
+		rc = die(EXIT_USAGE, "%s: cannot read CSR: %s", o->csr, strerror(errno));
+		goto out;
+	}
 	if ((rc = open_pki(o, true, &p)) != 0)
 		goto out;
-	rc = tls_pki_sign_csr(p, (unsigned char *)csr, len, o->user, o->days_set ? o->days : 365,
+	rc = tls_pki_sign_csr(p, (unsigned char *)csr, len, user, o->days_set ? o->days : 365,
 			      &pem, &rec);
 	if (rc < 0) {
 		/* An unparsable file is bad input; a refused request is a failure. */
@@ -354,6 +391,7 @@ static int cmd_sign_csr(const struct opts *o)
 	printf("user: %s\nserial: %s\nnot_after: %s\nfile: %s\n", rec.user, rec.serial, na, o->out);
 	rc = EXIT_OK;
 out:
+	free(user);
 	free(csr);
 	free(pem);
 	tls_pki_close(p);
@@ -363,7 +401,7 @@ out:
 static int cmd_revoke(const struct opts *o)
 {
 	struct tls_pki *p = NULL;
-	int reason = 0, n, rc;
+	int reason = 0, n = 0, rc;
 
 	if (!!o->serial == !!o->user)
 		return die(EXIT_USAGE, "revoke needs exactly one of --serial HEX or --user NAME");
@@ -372,20 +410,29 @@ static int cmd_revoke(const struct opts *o)
 				       "cACompromise affiliationChanged superseded cessationOfOperation "
 				       "certificateHold privilegeWithdrawn aACompromise)",
 			   o->reason);
+	if (o->user && !username_ok(o->user))
+		return die(EXIT_USAGE, "--user: not a valid directory user name");
 	if ((rc = open_pki(o, true, &p)) != 0)
 		return rc;
-	n = o->serial ? tls_pki_revoke_serial(p, o->serial, reason)
-		      : tls_pki_revoke_user(p, o->user, reason);
-	if (n < 0)
+	if (o->user)
+		rc = revoke_user_names(o->config, o->user, p, reason, &n);
+	else if ((n = tls_pki_revoke_serial(p, o->serial, reason)) < 0)
 		rc = die(n == TLS_E_CONFIG ? EXIT_USAGE : EXIT_RUNTIME, "%s", tls_pki_error(p));
-	else if (n == 0)
-		rc = die(EXIT_RUNTIME, "no unrevoked certificate %s %.64s", o->serial ? "with serial" : "of user",
-			 o->serial ? o->serial : o->user);
+	if (rc != EXIT_OK || n < 0)
+		goto out;
+	if (n == 0)
+		rc = die(EXIT_RUNTIME, "no unrevoked certificate %s %.64s%s",
+			 o->serial ? "with serial" : "of user", o->serial ? o->serial : o->user,
+			 o->user && !o->config && !name_plain(o->user)
+				 ? " (names are matched ignoring ASCII case only; give -c agent.ini to "
+				   "find the directory's spelling)"
+				 : "");
 	else if (tls_pki_commit(p) < 0)
 		rc = die(EXIT_RUNTIME, "%s", tls_pki_error(p));
 	else
 		printf("revoked %d certificate%s (%s); CRL rewritten in %s/crl.pem\n", n,
 		       n == 1 ? "" : "s", tls_pki_reason_name(reason), o->dir);
+out:
 	tls_pki_close(p);
 	return rc;
 }
@@ -432,12 +479,14 @@ static void list_row(json_t *arr, const char *user, const char *status, const st
 		json_array_append_new(arr, o);
 }
 
-/* qsort_r order of indexes into the certificate array ARG: user, then index. */
+/* qsort_r order of indexes into the certificate array ARG: user, then index.
+ * Users are compared as the directory would, ignoring ASCII case, so records
+ * from before names were normalised ("ALICE", "alice") form one user. */
 static int by_user(const void *a, const void *b, void *arg)
 {
 	const struct tls_pki_cert *c = arg;
 	size_t i = *(const size_t *)a, j = *(const size_t *)b;
-	int r = strcmp(c[i].user, c[j].user);
+	int r = tls_pki_user_cmp(c[i].user, c[j].user);
 
 	return r ? r : (i > j) - (i < j);
 }
@@ -451,7 +500,7 @@ static int user_cmp(const void *k, const void *e)
 {
 	const struct user_key *key = k;
 
-	return strcmp(key->user, key->certs[*(const size_t *)e].user);
+	return tls_pki_user_cmp(key->user, key->certs[*(const size_t *)e].user);
 }
 
 /* Whether ORDER (sorted by by_user) holds a certificate of KEY->user. */
@@ -477,6 +526,8 @@ static int cmd_list(const struct opts *o)
 		return die(EXIT_USAGE, "--status must be unissued, valid, expired or revoked");
 	if (o->status && strcmp(o->status, "unissued") == 0 && !o->config)
 		return die(EXIT_USAGE, "--status unissued needs the directory: -c agent.ini");
+	if (o->user && !username_ok(o->user))
+		return die(EXIT_USAGE, "--user: not a valid directory user name");
 	if (o->config && (rc = directory_users(o->config, o->filter, &dusers, &nd)) != EXIT_OK)
 		return rc;
 	if ((rc = open_pki(o, false, &p)) != 0)
@@ -505,7 +556,9 @@ static int cmd_list(const struct opts *o)
 	for (size_t k = 0; k < n; k++) {
 		const struct tls_pki_cert *e = &c[order[k]];
 
-		if (!o->all && k + 1 < n && strcmp(c[order[k + 1]].user, e->user) == 0)
+		if (!o->all && k + 1 < n && tls_pki_user_eq(c[order[k + 1]].user, e->user))
+			continue;
+		if (o->user && !tls_pki_user_eq(o->user, e->user))
 			continue;
 		if (o->status && strcmp(o->status, state_name(e->state)) != 0)
 			continue;
@@ -514,7 +567,7 @@ static int cmd_list(const struct opts *o)
 	for (size_t i = 0; i < nd; i++) {
 		struct user_key key = { dusers[i], c };
 
-		if (has_cert(&key, order, n))
+		if (has_cert(&key, order, n) || (o->user && !tls_pki_user_eq(o->user, dusers[i])))
 			continue;
 		if (!o->status || strcmp(o->status, "unissued") == 0)
 			list_row(arr, dusers[i], "unissued", NULL);

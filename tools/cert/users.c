@@ -1,6 +1,7 @@
 /*
- * Users from the directory (ldap/dir.h) for `issue --from-ldap` and `list -c`,
- * read once on a short-lived libuv loop.
+ * Users from the directory (ldap/dir.h) for `issue --from-ldap`, `list -c` and
+ * the directory's own spelling of names given on the command line, read on a
+ * short-lived libuv loop.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +20,24 @@ bool username_ok(const char *name)
 	return name && dir_username_valid(name, strlen(name));
 }
 
+/* What the directory said about one name given on the command line. */
+struct match {
+	int err;
+	size_t entries;		/* named entries found, at most 2 */
+	bool disabled;
+	char *own;		/* the entry's own username, when exactly one */
+};
+
 struct fetch {
 	struct dir *dir;
+	const struct cfg *cfg;
 	const char *filter;	/* list: the --filter, or NULL */
-	const char *user;	/* lookup: the user */
+	char *const *given;	/* own names: the names to look up */
+	size_t n_given, next;	/* own names: the one being looked up */
+	struct match *found;	/* own names: one per given name */
 	int err;
 	bool done;
-	bool disabled;		/* lookup: the account cannot sign in */
-	char **names;
+	char **names;		/* list: the usable enabled users */
 	size_t n;
 };
 
@@ -64,18 +75,76 @@ static void on_users(void *arg, int err, const struct dir_profile *users, size_t
 	dir_close(f->dir, on_closed, f);
 }
 
-static void on_profile(void *arg, int err, const struct dir_profile *p)
+/*
+ * The search that finds the entry behind NAME: user_filter with {username}
+ * replaced by the escaped name, exactly what the agent searches at sign-in,
+ * so the entry found is the one a certificate for NAME would sign in as.
+ * A search rather than dir_lookup() because it tells "no entry" from "two".
+ */
+static int user_search_filter(const struct cfg *cfg, const char *name, char **out)
 {
-	struct fetch *f = arg;
+	const char *tmpl = cfg->ldap.user_filter, *at = tmpl ? strstr(tmpl, "{username}") : NULL;
+	char *esc = NULL;
+	int rc;
 
+	*out = NULL;
+	if (!at)
+		return DIR_E_BAD_REQUEST;
+	if ((rc = dir_filter_escape(name, strlen(name), &esc)) < 0)
+		return rc;
+	if (asprintf(out, "%.*s%s%s", (int)(at - tmpl), tmpl, esc, at + strlen("{username}")) < 0) {
+		*out = NULL;
+		rc = DIR_E_INTERNAL;
+	}
+	free(esc);
+	return rc;
+}
+
+static void on_match(void *arg, int err, const struct dir_profile *users, size_t n);
+
+/* Looks up the next given name; closes the directory after the last one, or
+ * at the first that fails, since the names after it would fail the same way
+ * (each after the directory's timeout). */
+static void lookup_next(struct fetch *f)
+{
+	if (f->next < f->n_given) {
+		struct match *m = &f->found[f->next];
+		char *filter = NULL;
+
+		m->err = user_search_filter(f->cfg, f->given[f->next], &filter);
+		/* Two entries are enough to know the name is ambiguous. */
+		if (m->err == 0)
+			m->err = dir_list_users(f->dir, filter, 2, on_match, f);
+		free(filter);
+		if (m->err == 0)
+			return;
+	}
 	f->done = true;
-	f->err = err;
-	f->disabled = err == 0 && p->disabled;
 	dir_close(f->dir, on_closed, f);
 }
 
-/* Runs one directory request on a private loop: a list when F->user is NULL,
- * else a lookup of F->user.  Returns an exit status, with the message printed. */
+static void on_match(void *arg, int err, const struct dir_profile *users, size_t n)
+{
+	struct fetch *f = arg;
+	struct match *m = &f->found[f->next];
+
+	m->err = err;
+	m->entries = err ? 0 : n;
+	if (err == 0 && n == 1) {
+		m->disabled = users[0].disabled;
+		if (!(m->own = strdup(users[0].username)))
+			m->err = DIR_E_INTERNAL;
+	}
+	if (m->err == 0)
+		f->next++;
+	else
+		f->next = f->n_given;	/* own_name() reports this one and stops */
+	lookup_next(f);
+}
+
+/* Runs the directory requests of F on a private loop: own names when
+ * F->given is set, else a list.  Returns an exit status, with the message
+ * printed; per-request errors are left in F for the caller. */
 static int run_request(const char *config, struct fetch *f)
 {
 	struct cfg *cfg = NULL;
@@ -95,8 +164,13 @@ static int run_request(const char *config, struct fetch *f)
 		rc = die(EXIT_RUNTIME, "%s: cannot open the directory: %s", config, dir_code(rc));
 		goto out;
 	}
-	rc = f->user ? dir_lookup(f->dir, f->user, on_profile, f)
-		     : dir_list_users(f->dir, f->filter, MAX_USERS, on_users, f);
+	f->cfg = cfg;
+	if (f->given) {
+		lookup_next(f);
+		rc = 0;
+	} else {
+		rc = dir_list_users(f->dir, f->filter, MAX_USERS, on_users, f);
+	}
 	if (rc < 0) {
 		dir_close(f->dir, on_closed, f);
 		uv_run(&loop, UV_RUN_DEFAULT);
@@ -104,7 +178,7 @@ static int run_request(const char *config, struct fetch *f)
 			 dir_code(rc), rc == DIR_E_BAD_REQUEST && f->filter ? " (check --filter)" : "");
 		goto out;
 	}
-	/* The callback closes the directory; the loop ends once every handle has. */
+	/* The callbacks close the directory; the loop ends once every handle has. */
 	uv_run(&loop, UV_RUN_DEFAULT);
 	if (!f->done) {
 		rc = die(EXIT_RUNTIME, "directory request: %s", dir_code(DIR_E_UNAVAILABLE));
@@ -112,6 +186,7 @@ static int run_request(const char *config, struct fetch *f)
 	}
 	rc = EXIT_OK;
 out:
+	f->cfg = NULL;
 	if (uv_loop_close(&loop) < 0)
 		fprintf(stderr, "dirbridge: event loop still had handles at exit\n");
 	cfg_free(cfg);
@@ -138,18 +213,59 @@ int directory_users(const char *config, const char *filter, char ***out, size_t 
 	return EXIT_OK;
 }
 
-int directory_check_user(const char *config, const char *user)
+/* Turns what the directory said about NAME into its own name (*own, taken
+ * from M) or an exit status with the message printed. */
+static int own_name(const char *name, struct match *m, unsigned flags, char **own)
 {
-	struct fetch f = { .user = user };
-	int rc = run_request(config, &f);
-
-	if (rc != EXIT_OK)
-		return rc;
-	if (f.err == DIR_E_NOT_FOUND)
-		return die(EXIT_RUNTIME, "%s: no such user in the directory (or more than one)", user);
-	if (f.err < 0)
-		return die(EXIT_RUNTIME, "looking up %s: %s", user, dir_code(f.err));
-	if (f.disabled)
-		return die(EXIT_RUNTIME, "%s: the directory account is disabled, locked or expired", user);
+	*own = NULL;
+	if (m->err < 0)
+		return die(m->err == DIR_E_BAD_REQUEST ? EXIT_USAGE : EXIT_RUNTIME, "looking up %.64s: %s",
+			   name, dir_code(m->err));
+	if (m->entries == 0) {
+		if (flags & OWN_KEEP_UNKNOWN)
+			return (*own = strdup(name)) ? EXIT_OK : die(EXIT_RUNTIME, "out of memory");
+		return die(EXIT_RUNTIME, "%.64s: no such user in the directory", name);
+	}
+	if (m->entries > 1)
+		return die(EXIT_RUNTIME,
+			   "%.64s: more than one directory entry has this name; give the exact name "
+			   "or narrow [ldap] user_filter",
+			   name);
+	if (!username_ok(m->own))
+		return die(EXIT_RUNTIME, "%.64s: the directory's user name for it is not usable", name);
+	if (m->disabled && !(flags & OWN_ALLOW_DISABLED))
+		return die(EXIT_RUNTIME, "%.64s: the directory account is disabled, locked or expired",
+			   name);
+	*own = m->own;
+	m->own = NULL;
 	return EXIT_OK;
+}
+
+int directory_own_names(const char *config, char *const *names, size_t n, unsigned flags,
+			char ***out)
+{
+	struct fetch f = { .given = names, .n_given = n };
+	char **own = NULL;
+	int rc;
+
+	*out = NULL;
+	f.found = calloc(n ? n : 1, sizeof *f.found);
+	own = calloc(n ? n : 1, sizeof *own);
+	if (!f.found || !own) {
+		rc = die(EXIT_RUNTIME, "out of memory");
+		goto out;
+	}
+	rc = run_request(config, &f);
+	for (size_t i = 0; rc == EXIT_OK && i < n; i++)
+		rc = own_name(names[i], &f.found[i], flags, &own[i]);
+	if (rc == EXIT_OK) {
+		*out = own;
+		own = NULL;
+	}
+out:
+	for (size_t i = 0; f.found && i < n; i++)
+		free(f.found[i].own);
+	free(f.found);
+	free_users(own, n);
+	return rc;
 }
