@@ -71,7 +71,10 @@ bool dir_is_up(const struct dir *d);
 
 /* Password login: search as the service account, bind as the entry's DN on a
  * separate connection.  Empty passwords and passwords with NUL are refused with
- * DIR_E_INVALID_CREDENTIALS before anything reaches the wire. */
+ * DIR_E_INVALID_CREDENTIALS before anything reaches the wire.  An unknown user
+ * gets a bind as a DN that does not exist, answered DIR_E_INVALID_CREDENTIALS.
+ * [ldap] lockout_guard may answer DIR_E_TOO_MANY_ATTEMPTS with no bind sent;
+ * reveal_account_state = false answers account states as invalid credentials. */
 int dir_authenticate(struct dir *d, const char *username, const char *password,
 		     size_t password_len, dir_profile_cb cb, void *arg);
 /* Profile without a password (certificate login).  DIR_E_NOT_FOUND when no entry
