@@ -162,7 +162,7 @@ struct req {
 	 * bind is a decoy for an unknown user, waiting for the lockout policy. */
 	char *guard_key;
 	int bind_err;
-	bool decoy, guard_wait;
+	bool decoy, guard_wait, guard_park;
 	/* REQ_READ (guard.c's policy reads) */
 	char *base;
 	int scope;
@@ -208,6 +208,7 @@ static void kick(struct dir *d);
 static void user_conn_ready(struct req *r);
 static void user_conn_next(struct dir *d);
 static void user_conn_done(struct req *r, bool idle);
+static void auth_found(struct req *r);
 
 /* ---- error mapping ------------------------------------------------------- */
 
@@ -1396,8 +1397,11 @@ static void req_finish(struct req *r, int err)
 	if (r->next)
 		r->next->prev = r->prev;
 	r->next = r->prev = NULL;
-	if (r->kind == REQ_AUTH)
+	if (r->kind == REQ_AUTH) {
 		err = dir_guard_end(d->guard, r->guard_key, r->username, r->bind_err, err);
+		if (r->guard_key)
+			kick(d);
+	}
 
 	switch (r->kind) {
 	case REQ_AUTH:
@@ -1527,6 +1531,13 @@ static void on_kick(uv_timer_t *t)
 	struct dir *d = t->data;
 	struct req *r, *next;
 
+	for (r = d->reqs; r; r = next) {
+		next = r->next;
+		/* A login finishing here only ends the walk early: the next
+		 * login to end kicks again. */
+		if (r->guard_park && !r->finished)
+			auth_found(r);
+	}
 	for (r = d->reqs; r; r = next) {
 		struct conn *c;
 
@@ -1756,8 +1767,13 @@ static void auth_found(struct req *r)
 			return;
 		}
 	}
+	r->guard_park = false;
 	rc = dir_guard_begin(r->d->guard, r->decoy ? NULL : r->ent.dn, r->username,
 			     &r->guard_key);
+	if (rc == DIR_GUARD_WAIT) {
+		r->guard_park = true;	/* on_kick asks again when a login ends */
+		return;
+	}
 	if (rc < 0) {
 		req_finish(r, rc);
 		return;

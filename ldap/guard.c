@@ -60,6 +60,7 @@ struct dir_guard {
 	unsigned threshold;		/* the directory's, 0: none found */
 	char *domain_dn;
 	struct dir_throttle *t;
+	struct dir_throttle *inflight;	/* binds sent and not answered, per key */
 	uint64_t hidden;
 };
 
@@ -94,6 +95,7 @@ void dir_guard_free(struct dir_guard *g)
 	if (!g)
 		return;
 	dir_throttle_free(g->t);
+	dir_throttle_free(g->inflight);
 	free(g->domain_dn);
 	free(g);
 }
@@ -116,6 +118,12 @@ static void guard_arm(struct dir_guard *g)
 {
 	if (g->limit && !g->t) {
 		g->t = dir_throttle_new(GUARD_CAPACITY, g->limit, g->cfg->ldap.lockout_guard_window_s);
+		/* In-flight counts never expire by time: every one ends with its login. */
+		g->inflight = dir_throttle_new(GUARD_CAPACITY, UINT32_MAX, 86400);
+		if (!g->t || !g->inflight) {
+			dir_throttle_free(g->t);
+			g->t = NULL;
+		}
 		if (!g->t)
 			cfg_log(CFG_LOG_ERROR, "ldap: out of memory for the lockout guard; it is off");
 	}
@@ -340,6 +348,14 @@ int dir_guard_begin(struct dir_guard *g, const char *dn, const char *username, c
 	*key = dn ? make_key("dn:", dn) : make_key("name:", username);
 	if (!*key)
 		return DIR_E_INTERNAL;
+	/* Over the limit only because of binds still in flight: one of them may
+	 * be the right password, so the login waits for them rather than fail. */
+	if (dir_throttle_failures(g->t, *key, now) >= g->limit &&
+	    dir_throttle_failures(g->inflight, *key, now) > 0) {
+		free(*key);
+		*key = NULL;
+		return DIR_GUARD_WAIT;
+	}
 	if (dir_throttle_blocked(g->t, *key, now)) {
 		cfg_log(CFG_LOG_WARN, "ldap: password login for \"%s\" refused before any bind: "
 			"%u failed binds within %u s (lockout_guard)", username,
@@ -348,7 +364,8 @@ int dir_guard_begin(struct dir_guard *g, const char *dn, const char *username, c
 		*key = NULL;
 		return DIR_E_TOO_MANY_ATTEMPTS;
 	}
-	if (dir_throttle_fail(g->t, *key, now) < 0) {
+	if (dir_throttle_fail(g->t, *key, now) < 0 ||
+	    dir_throttle_fail(g->inflight, *key, now) < 0) {
 		free(*key);
 		*key = NULL;
 		return DIR_E_INTERNAL;
@@ -360,6 +377,7 @@ int dir_guard_end(struct dir_guard *g, const char *key, const char *username, in
 		  int err)
 {
 	if (key && g->t) {
+		dir_throttle_undo(g->inflight, key);
 		if (bind_err == DIR_OK || bind_err == DIR_E_PASSWORD_EXPIRED ||
 		    bind_err == DIR_E_PASSWORD_MUST_CHANGE)
 			dir_throttle_reset(g->t, key);

@@ -30,7 +30,9 @@ void dir_guard_start(struct dir_guard *g);
 bool dir_guard_waiting(struct dir_guard *g);
 /* Before the bind of a login: DN as found, or NULL for an unknown USERNAME.
  * Returns 0 (the attempt is counted; *KEY, malloc'd or NULL, goes to
- * dir_guard_end) or DIR_E_TOO_MANY_ATTEMPTS / DIR_E_INTERNAL. */
+ * dir_guard_end), DIR_GUARD_WAIT (ask again when another login of this key
+ * ends) or DIR_E_TOO_MANY_ATTEMPTS / DIR_E_INTERNAL. */
+#define DIR_GUARD_WAIT 1
 int dir_guard_begin(struct dir_guard *g, const char *dn, const char *username, char **key);
 /* When the login ends: BIND_ERR is the bind's own answer (DIR_GUARD_NO_BIND when
  * none came), ERR the login's.  Returns the answer to give (account states
