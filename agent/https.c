@@ -483,6 +483,7 @@ static const char MSG_BAD_LINK[] =
 static const char MSG_FAILED[] = "The username or password is incorrect, or the account cannot sign in.";
 static const char MSG_EXPIRED[] = "The sign-in form expired. Please try again.";
 static const char MSG_UNAVAILABLE[] = "Sign-in is unavailable right now. Please try again shortly.";
+static const char MSG_TOO_MANY[] = "Too many attempts; try again later.";
 static const char MSG_CERT[] = "Your certificate could not be used. Sign in with your password.";
 
 static void log_cert_refusal(struct conn *c, const char *why)
@@ -589,6 +590,8 @@ static void on_authenticate(void *arg, int err, const struct dir_profile *p)
 			c->username, dir_code(err));
 		if (err == DIR_E_UNAVAILABLE || err == DIR_E_INTERNAL)
 			respond_form(c, 503, c->session, c->username, MSG_UNAVAILABLE);
+		else if (err == DIR_E_TOO_MANY_ATTEMPTS)
+			respond_form(c, 429, c->session, c->username, MSG_TOO_MANY);
 		else
 			respond_form(c, 401, c->session, c->username, MSG_FAILED);
 	}

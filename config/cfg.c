@@ -577,7 +577,8 @@ static const char *const agent_keys[] = { "name", "log_level", "user", NULL };
 static const char *const ldap_keys[] = {
 	"url", "ca_file", "starttls", "bind_dn", "bind_password_file", "sasl_mech",
 	"sasl_authzid", "cert_file", "key_file", "keytab", "base_dn", "type", "user_filter",
-	"groups", "timeout_ms", "pool_size", "attributes", NULL
+	"groups", "timeout_ms", "pool_size", "attributes", "lockout_guard",
+	"lockout_guard_window_s", "reveal_account_state", NULL
 };
 static const char *const https_keys[] = {
 	"listen", "public_url", "cert_file", "key_file", "client_ca_file", "crl_file",
@@ -844,6 +845,19 @@ static void load_ldap(struct loader *L)
 	c->ldap.groups = (enum cfg_groups)get_enum(L, "ldap", "groups", groups, CFG_GROUPS_DIRECT);
 	c->ldap.timeout_ms = get_uint(L, "ldap", "timeout_ms", 100, 600000, 5000);
 	c->ldap.pool_size = get_uint(L, "ldap", "pool_size", 1, 32, 2);
+	/* auto (CFG_LOCKOUT_AUTO) is resolved against the directory at start. */
+	c->ldap.lockout_guard = CFG_LOCKOUT_AUTO;
+	if ((v = raw(L, "ldap", "lockout_guard")) && strcasecmp(v, "auto") != 0) {
+		unsigned long n;
+
+		if (!parse_uint(v, 9, &n) || n > 1000)
+			key_err(L, "ldap", "lockout_guard", "'%.64s' is neither auto nor a number "
+				"from 0 (off) to 1000", v);
+		else
+			c->ldap.lockout_guard = (unsigned)n;
+	}
+	c->ldap.lockout_guard_window_s = get_uint(L, "ldap", "lockout_guard_window_s", 1, 86400, 900);
+	c->ldap.reveal_account_state = get_bool(L, "ldap", "reveal_account_state", true);
 
 	c->ldap.attributes = split(L, "ldap", "attributes", raw(L, "ldap", "attributes"),
 				   &c->ldap.n_attributes);

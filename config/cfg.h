@@ -21,6 +21,7 @@
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
 enum cfg_dir_type { CFG_DIR_AD, CFG_DIR_OPENLDAP };
 enum cfg_groups { CFG_GROUPS_NONE, CFG_GROUPS_DIRECT, CFG_GROUPS_RECURSIVE };
+#define CFG_LOCKOUT_AUTO 0xffffffffu	/* [ldap] lockout_guard = auto */
 enum cfg_cert_username { CFG_CERTNAME_CN, CFG_CERTNAME_UPN, CFG_CERTNAME_EMAIL };
 
 /* An address range; addr holds 4 (AF_INET) or 16 (AF_INET6) significant bytes,
@@ -67,6 +68,11 @@ struct cfg {
 		unsigned pool_size;	/* service-account connections */
 		char **attributes;	/* extra profile attributes */
 		size_t n_attributes;
+		/* Failed binds per user and window before the agent stops sending
+		 * binds for that user; 0 off, CFG_LOCKOUT_AUTO from the directory. */
+		unsigned lockout_guard;
+		unsigned lockout_guard_window_s;
+		bool reveal_account_state;	/* false: locked/disabled/expired look like a wrong password */
 	} ldap;
 	struct {
 		bool present;

@@ -108,7 +108,7 @@ struct conn {
 	unsigned n_ops;		/* requests with an operation in flight here */
 };
 
-enum req_kind { REQ_AUTH, REQ_LOOKUP, REQ_CHPW, REQ_USERS, REQ_GROUPS };
+enum req_kind { REQ_AUTH, REQ_LOOKUP, REQ_CHPW, REQ_USERS, REQ_GROUPS, REQ_READ };
 
 struct entry {
 	char *dn, *uname, *display, *cn, *mail;
@@ -160,6 +160,16 @@ struct req {
 	struct dir_profile *users;
 	size_t n_users, cap_users;
 
+	/* Password logins: the guard's key, the bind's own answer, whether the
+	 * bind is a decoy for an unknown user, waiting for the lockout policy. */
+	char *guard_key;
+	int bind_err;
+	bool decoy, guard_wait, guard_park;
+	/* REQ_READ (guard.c's policy reads) */
+	char *base;
+	int scope;
+	const char *const *read_attrs;
+
 	dir_profile_cb profile_cb;
 	dir_users_cb users_cb;
 	dir_names_cb names_cb;
@@ -179,6 +189,7 @@ struct dir {
 	unsigned handles;	/* open handles and lookups; freed at zero */
 	char *bind_pw;
 	size_t bind_pw_len;
+	struct dir_guard *guard;
 	char *uattr;		/* attribute holding the username */
 	const char **user_attrs;
 	bool closing;
@@ -199,6 +210,7 @@ static void kick(struct dir *d);
 static void user_conn_ready(struct req *r);
 static void user_conn_next(struct dir *d);
 static void user_conn_done(struct req *r, bool idle);
+static void auth_found(struct req *r);
 
 /* ---- error mapping ------------------------------------------------------- */
 
@@ -1337,8 +1349,11 @@ static void on_req_closed(uv_handle_t *h)
 		for (size_t j = 0; j < p->n_groups; j++)
 			free(p->groups[j]);
 		free(p->groups);
+		dir_read_entry_free(p);
 	}
 	free(r->users);
+	free(r->guard_key);
+	free(r->base);
 	if (r->cookie.bv_val)
 		ber_memfree(r->cookie.bv_val);
 	free(r->username);
@@ -1387,6 +1402,11 @@ static void req_finish(struct req *r, int err)
 	if (r->next)
 		r->next->prev = r->prev;
 	r->next = r->prev = NULL;
+	if (r->kind == REQ_AUTH) {
+		err = dir_guard_end(d->guard, r->guard_key, r->username, r->bind_err, err);
+		if (r->guard_key)
+			kick(d);
+	}
 
 	switch (r->kind) {
 	case REQ_AUTH:
@@ -1416,6 +1436,7 @@ static void req_finish(struct req *r, int err)
 		r->done_cb(r->arg, err);
 		break;
 	case REQ_USERS:
+	case REQ_READ:
 		r->users_cb(r->arg, err, err ? NULL : r->users ? r->users : empty_users,
 			    err ? 0 : r->n_users);
 		break;
@@ -1516,6 +1537,13 @@ static void on_kick(uv_timer_t *t)
 	struct req *r, *next;
 
 	for (r = d->reqs; r; r = next) {
+		next = r->next;
+		/* A login finishing here only ends the walk early: the next
+		 * login to end kicks again. */
+		if (r->guard_park && !r->finished)
+			auth_found(r);
+	}
+	for (r = d->reqs; r; r = next) {
 		struct conn *c;
 
 		next = r->next;
@@ -1589,6 +1617,7 @@ static int result_code(struct req *r, LDAPMessage *msg, char **diag, LDAPControl
 
 static void groups_start(struct req *r);
 static void user_bind_result(struct req *r, LDAPMessage *msg);
+static void auth_found(struct req *r);
 
 static int send_user_search(struct req *r)
 {
@@ -1709,6 +1738,10 @@ static void user_search_msg(struct req *r, LDAPMessage *msg)
 		req_finish(r, map_err(SRC_LDAP, rc, NULL));
 		return;
 	}
+	if (r->kind == REQ_AUTH) {
+		auth_found(r);
+		return;
+	}
 	/* None, or more than one: the same answer as a wrong password. */
 	if (r->n_found != 1) {
 		req_finish(r, r->kind == REQ_LOOKUP ? DIR_E_NOT_FOUND : DIR_E_INVALID_CREDENTIALS);
@@ -1716,6 +1749,38 @@ static void user_search_msg(struct req *r, LDAPMessage *msg)
 	}
 	if (r->kind == REQ_LOOKUP) {
 		groups_start(r);
+		return;
+	}
+	req_arm(r);
+	user_conn_start(r);
+}
+
+/* A login's search is done.  An unknown user (no entry, or several) gets a bind
+ * as a DN that does not exist, on a user connection like any other, whose
+ * answer is ignored: both cost the directory the same round trips, so the
+ * time to the answer does not tell whether the user exists.  The guard then
+ * decides whether the bind is sent at all. */
+static void auth_found(struct req *r)
+{
+	int rc;
+
+	if (r->n_found != 1) {
+		entry_free(&r->ent);
+		r->decoy = true;
+		if ((rc = dir_decoy_dn(r->d->cfg->ldap.base_dn, &r->ent.dn)) < 0) {
+			req_finish(r, rc);
+			return;
+		}
+	}
+	r->guard_park = false;
+	rc = dir_guard_begin(r->d->guard, r->decoy ? NULL : r->ent.dn, r->username,
+			     &r->guard_key);
+	if (rc == DIR_GUARD_WAIT) {
+		r->guard_park = true;	/* on_kick asks again when a login ends */
+		return;
+	}
+	if (rc < 0) {
+		req_finish(r, rc);
 		return;
 	}
 	req_arm(r);
@@ -1780,6 +1845,9 @@ static void user_bind_result(struct req *r, LDAPMessage *msg)
 	}
 	err = user_bind_err(r, msg);
 	r->msgid = 0;
+	if (r->decoy)
+		err = DIR_E_INVALID_CREDENTIALS;
+	r->bind_err = err;
 	if (r->kind == REQ_CHPW) {
 		int rc;
 
@@ -2261,6 +2329,74 @@ static void list_msg(struct req *r, LDAPMessage *msg)
 	req_finish(r, 0);
 }
 
+/* ---- reads for guard.c ----------------------------------------------------- */
+
+static int send_read(struct req *r)
+{
+	for (size_t i = 0; i < r->n_users; i++) {
+		dir_read_entry_free(&r->users[i]);
+		free(r->users[i].dn);
+	}
+	r->n_users = 0;
+	return ldap_search_ext(r->conn->ld, r->base, r->scope, r->filter,
+			       (char **)(uintptr_t)r->read_attrs, 0, NULL, NULL, NULL,
+			       (int)r->limit, &r->msgid);
+}
+
+static void read_msg(struct req *r, LDAPMessage *msg)
+{
+	int type = ldap_msgtype(msg), rc = 0;
+
+	if (type == LDAP_RES_SEARCH_ENTRY) {
+		if (r->n_users < r->limit) {
+			if (r->n_users == r->cap_users) {
+				struct dir_profile *nu = realloc(r->users, r->limit * sizeof(*nu));
+
+				if (nu) {
+					r->users = nu;
+					r->cap_users = r->limit;
+				}
+			}
+			rc = r->n_users < r->cap_users ?
+			     dir_read_entry(r->conn->ld, msg, &r->users[r->n_users++]) :
+			     DIR_E_INTERNAL;
+		}
+		ldap_msgfree(msg);
+		if (rc < 0)
+			req_finish(r, rc);
+		return;
+	}
+	if (type != LDAP_RES_SEARCH_RESULT) {
+		ldap_msgfree(msg);
+		return;
+	}
+	rc = result_code(r, msg, NULL, NULL);
+	req_finish(r, rc == LDAP_SUCCESS || rc == LDAP_SIZELIMIT_EXCEEDED ? 0 :
+		      map_err(SRC_LDAP, rc, NULL));
+}
+
+int dir_read(struct dir *d, const char *base, int scope, const char *filter,
+	     const char *const *attrs, size_t limit, dir_users_cb cb, void *arg)
+{
+	struct req *r;
+	int rc = req_new(d, REQ_READ, arg, &r);
+
+	if (rc < 0)
+		return rc;
+	r->base = strdup(base);
+	r->filter = strdup(filter);
+	if (!r->base || !r->filter || limit == 0) {
+		req_abort(r);
+		return DIR_E_INTERNAL;
+	}
+	r->scope = scope;
+	r->read_attrs = attrs;
+	r->limit = limit;
+	r->users_cb = cb;
+	req_service(r, send_read, read_msg, true);
+	return 0;
+}
+
 /* ---- public API ---------------------------------------------------------- */
 
 static const char *const ad_attrs[] = {
@@ -2317,6 +2453,7 @@ static void dir_free(struct dir *d)
 		cfg_secret_free(d->bind_pw, d->bind_pw_len);
 	free(d->uattr);
 	free(d->user_attrs);
+	dir_guard_free(d->guard);
 	free(d);
 }
 
@@ -2376,7 +2513,8 @@ int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out)
 		d->rng = 0x9e3779b97f4a7c15ull;
 	d->srv = calloc(cfg->ldap.n_urls, sizeof(*d->srv));
 	d->uattr = username_attr(cfg);
-	if (!d->srv || !d->uattr || build_attrs(d) < 0)
+	if (!d->srv || !d->uattr || build_attrs(d) < 0 ||
+	    dir_guard_new(d, loop, cfg, &d->guard) < 0)
 		goto fail;
 	for (size_t i = 0; i < cfg->ldap.n_urls; i++) {
 		struct server *sv = &d->srv[i];
@@ -2425,6 +2563,7 @@ int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out)
 	d->kick.data = d;
 	d->handles++;
 	pool_fill(d);
+	dir_guard_start(d->guard);
 	*out = d;
 	return 0;
 fail:
@@ -2533,8 +2672,28 @@ int dir_authenticate(struct dir *d, const char *username, const char *password,
 		return DIR_E_INTERNAL;
 	}
 	r->pw_len = password_len;
+	r->bind_err = DIR_GUARD_NO_BIND;
+	if (dir_guard_waiting(d->guard)) {
+		r->guard_wait = true;
+		req_arm(r);
+		return 0;
+	}
 	req_service(r, send_user_search, user_search_msg, true);
 	return 0;
+}
+
+void dir_guard_settled(struct dir *d)
+{
+	for (struct req *r = d->reqs; r; r = r->next)
+		if (r->guard_wait && !r->finished) {
+			r->guard_wait = false;
+			req_service(r, send_user_search, user_search_msg, true);
+		}
+}
+
+struct dir_guard *dir_guard_of(const struct dir *d)
+{
+	return d->guard;
 }
 
 int dir_lookup(struct dir *d, const char *username, dir_profile_cb cb, void *arg)

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "config/cfg.h"
@@ -31,6 +32,7 @@ enum dir_err {
 	DIR_E_INTERNAL = -9,
 	DIR_E_PASSWORD_POLICY = -10,	/* password_policy: new password refused */
 	DIR_E_NOT_FOUND = -11,		/* lookup only: no such (enabled) user */
+	DIR_E_TOO_MANY_ATTEMPTS = -12,	/* too_many_attempts: refused before any bind */
 };
 const char *dir_code(int err);
 
@@ -69,7 +71,10 @@ bool dir_is_up(const struct dir *d);
 
 /* Password login: search as the service account, bind as the entry's DN on a
  * separate connection.  Empty passwords and passwords with NUL are refused with
- * DIR_E_INVALID_CREDENTIALS before anything reaches the wire. */
+ * DIR_E_INVALID_CREDENTIALS before anything reaches the wire.  An unknown user
+ * gets a bind as a DN that does not exist, answered DIR_E_INVALID_CREDENTIALS.
+ * [ldap] lockout_guard may answer DIR_E_TOO_MANY_ATTEMPTS with no bind sent;
+ * reveal_account_state = false answers account states as invalid credentials. */
 int dir_authenticate(struct dir *d, const char *username, const char *password,
 		     size_t password_len, dir_profile_cb cb, void *arg);
 /* Profile without a password (certificate login).  DIR_E_NOT_FOUND when no entry
@@ -83,6 +88,43 @@ int dir_search_users(struct dir *d, const char *query, size_t limit, dir_users_c
 int dir_list_groups(struct dir *d, size_t limit, dir_names_cb cb, void *arg);
 /* Every user matching FILTER (NULL: the configured user objects); paged. */
 int dir_list_users(struct dir *d, const char *filter, size_t limit, dir_users_cb cb, void *arg);
+
+/* What the password-login guard has done since dir_open(), for /metrics. */
+struct dir_guard_stats {
+	unsigned limit;		/* failed binds per user before refusals; 0: off */
+	bool known;		/* limit is settled (auto: the directory has answered) */
+	uint64_t refused;	/* logins answered too_many_attempts */
+	uint64_t hidden;	/* account states answered as invalid_credentials */
+};
+void dir_guard_stats(const struct dir *d, struct dir_guard_stats *out);
+
+/*
+ * A bounded table of failure counters keyed by string, for throttles: KEY is
+ * blocked once it has LIMIT failures, each less than WINDOW_S seconds after the
+ * one before (a quiet window clears the count).  At most CAPACITY keys are kept;
+ * a new key when full evicts the least recently failed one, preferring keys that
+ * are not blocked, so a flood of new keys cannot grow it.  Times are
+ * milliseconds from a clock that never goes back (uv_now()).
+ */
+struct dir_throttle;
+struct dir_throttle_stats {
+	uint64_t refused;	/* dir_throttle_blocked() answers "blocked" */
+	uint64_t evicted;	/* keys dropped to make room */
+	size_t entries, capacity;
+};
+/* NULL when out of memory or an argument is 0 (or CAPACITY is absurd). */
+struct dir_throttle *dir_throttle_new(size_t capacity, unsigned limit, unsigned window_s);
+void dir_throttle_free(struct dir_throttle *t);
+/* Counts one failure of KEY; 0 or DIR_E_INTERNAL (out of memory). */
+int dir_throttle_fail(struct dir_throttle *t, const char *key, uint64_t now_ms);
+/* Takes back one failure counted ahead of an outcome that was not one. */
+void dir_throttle_undo(struct dir_throttle *t, const char *key);
+/* Whether KEY is blocked now; every "true" is counted as a refusal. */
+bool dir_throttle_blocked(struct dir_throttle *t, const char *key, uint64_t now_ms);
+unsigned dir_throttle_failures(struct dir_throttle *t, const char *key, uint64_t now_ms);
+/* Forgets KEY (a success). */
+void dir_throttle_reset(struct dir_throttle *t, const char *key);
+void dir_throttle_stats(const struct dir_throttle *t, struct dir_throttle_stats *out);
 
 /* Pure helpers, exposed for the tools and unit tests. */
 /* RFC 4515 escaping of an assertion value; *out is malloc'd.  Refuses NUL and

@@ -20,6 +20,7 @@ const char *dir_code(int err)
 	case DIR_E_BAD_REQUEST: return "bad_request";
 	case DIR_E_PASSWORD_POLICY: return "password_policy";
 	case DIR_E_NOT_FOUND: return "not_found";
+	case DIR_E_TOO_MANY_ATTEMPTS: return "too_many_attempts";
 	default: return "internal";
 	}
 }

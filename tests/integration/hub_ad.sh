@@ -26,6 +26,8 @@ type = ad
 user_filter = (&(objectClass=user)(sAMAccountName={username}))
 groups = recursive
 timeout_ms = 10000
+; frank is locked by the directory on purpose: the agent's guard stays out of it
+lockout_guard = 0
 
 [https]
 listen = 127.0.0.1:$HP

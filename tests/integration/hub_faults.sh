@@ -63,7 +63,7 @@ check_match "agent logged the lost link" "$(cat "$T/a1.log")" 'hub: (disconnecte
 agent_config "$T/a2.ini" agent-2 "$LURL" "" "" "" "$LCA"
 agent_start "$T/a2.ini" "$T/a2.log"; A2=$AGENT_PID
 check "two agents connected" wait_agents 2
-r=$(concurrent 40 'alice:Passw0rd!:profile' 'nosuchuser:x:invalid_credentials')
+r=$(concurrent 40 'alice:Passw0rd!:profile' 'nosuchuser:x:invalid_credentials|too_many_attempts')
 check_eq "40 requests over two agents" "$r" "ok 40"
 served=$(curl -s "$API/v1/agents" | json '" ".join(str(a["served"] > 0) for a in j["agents"])')
 check_eq "round robin: both agents served requests" "$served" "True True"

@@ -12,6 +12,10 @@
  *   ldapdrive -c agent.ini close MS N USER    N authentications, dir_close() after
  *                                             MS ms: every callback must come once,
  *                                             before dir_close()'s own
+ *   ldapdrive -c agent.ini seq USER...        one authentication after the other on
+ *                                             one struct dir, USER i with stdin line
+ *                                             i: one JSON line each (user, code, ms),
+ *                                             then the guard's counters
  *
  * Passwords come from stdin only, never argv.  Output is JSON on stdout (one
  * object, or one per line for `loop`); the module's log goes to stderr.
@@ -30,7 +34,7 @@
 #include "ldap/dir.h"
 #include "tls/tls.h"
 
-enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE };
+enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ };
 
 struct drive {
 	uv_loop_t loop;
@@ -50,13 +54,19 @@ struct drive {
 	bool closed;		/* dir_close()'s callback ran */
 	unsigned long late;	/* callbacks after it: a contract violation */
 	unsigned long close_ms;
+	/* seq */
+	char **seq_users;
+	char **seq_pw;
+	size_t *seq_len;
+	size_t seq_n, seq_i;
+	uint64_t seq_t0;
 };
 
 static int usage(void)
 {
 	fputs("usage: ldapdrive -c agent.ini auth USER | lookup USER | passwd USER |\n"
 	      "       search QUERY LIMIT | groups LIMIT | users LIMIT [FILTER] |\n"
-	      "       many N USER | loop SECONDS USER | close MS N USER\n"
+	      "       many N USER | loop SECONDS USER | close MS N USER | seq USER...\n"
 	      "passwords are read from stdin, one per line\n", stderr);
 	return 2;
 }
@@ -338,6 +348,55 @@ static void loop_tick(uv_timer_t *t)
 	on_loop(dr, rc, NULL);
 }
 
+static void seq_next(struct drive *dr);
+
+static void seq_tick(uv_timer_t *t)
+{
+	seq_next(t->data);
+}
+
+static void on_seq(void *arg, int err, const struct dir_profile *p)
+{
+	struct drive *dr = arg;
+	json_t *o = result_json(err);
+	uint64_t now = uv_hrtime();
+
+	(void)p;
+	json_object_set_new(o, "user", json_string(dr->seq_users[dr->seq_i]));
+	json_object_set_new(o, "ms", json_real((double)(now - dr->seq_t0) / 1e6));
+	if (err)
+		dr->status = 1;
+	emit(o);
+	dr->seq_i++;
+	uv_timer_start(&dr->timer, seq_tick, 0, 0);
+}
+
+/* The next attempt starts from the loop, never inside the previous callback. */
+static void seq_next(struct drive *dr)
+{
+	int rc;
+
+	if (dr->seq_i == dr->seq_n) {
+		struct dir_guard_stats gs;
+		json_t *o = json_object();
+
+		dir_guard_stats(dr->dir, &gs);
+		json_object_set_new(o, "summary", json_true());
+		json_object_set_new(o, "guard_limit", json_integer(gs.limit));
+		json_object_set_new(o, "guard_known", json_boolean(gs.known));
+		json_object_set_new(o, "refused", json_integer((json_int_t)gs.refused));
+		json_object_set_new(o, "hidden", json_integer((json_int_t)gs.hidden));
+		emit(o);
+		finish(dr);
+		return;
+	}
+	dr->seq_t0 = uv_hrtime();
+	rc = dir_authenticate(dr->dir, dr->seq_users[dr->seq_i], dr->seq_pw[dr->seq_i],
+			      dr->seq_len[dr->seq_i], on_seq, dr);
+	if (rc < 0)
+		on_seq(dr, rc, NULL);
+}
+
 static int parse_count(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -374,6 +433,8 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->cmd = CMD_MANY;
 	} else if (!strcmp(c, "loop") && argc == 3 && parse_count(argv[1], 3600, &n) == 0) {
 		dr->cmd = CMD_LOOP;
+	} else if (!strcmp(c, "seq") && argc >= 2 && argc <= 1001) {
+		dr->cmd = CMD_SEQ;
 	} else if (!strcmp(c, "close") && argc == 4 && parse_count(argv[1], 600000, &dr->close_ms) == 0 &&
 		   parse_count(argv[2], 100000, &n) == 0 && n) {
 		dr->cmd = CMD_CLOSE;
@@ -390,6 +451,20 @@ static int start(struct drive *dr, int argc, char **argv)
 	if (dr->cmd == CMD_PASSWD && read_secret(&dr->pw[1], &dr->pw_len[1]) < 0) {
 		fputs("ldapdrive: no new password on stdin (second line)\n", stderr);
 		return -EINVAL;
+	}
+
+	if (dr->cmd == CMD_SEQ) {
+		dr->seq_n = (size_t)argc - 1;
+		dr->seq_users = argv + 1;
+		dr->seq_pw = calloc(dr->seq_n, sizeof(char *));
+		dr->seq_len = calloc(dr->seq_n, sizeof(size_t));
+		if (!dr->seq_pw || !dr->seq_len)
+			return -ENOMEM;
+		for (size_t i = 0; i < dr->seq_n; i++)
+			if (read_secret(&dr->seq_pw[i], &dr->seq_len[i]) < 0) {
+				fprintf(stderr, "ldapdrive: no password for attempt %zu on stdin\n", i + 1);
+				return -EINVAL;
+			}
 	}
 
 	dr->start_ms = now_ms();
@@ -446,6 +521,12 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->timer.data = dr;
 		dr->timer_open = true;
 		uv_timer_start(&dr->timer, close_tick, dr->close_ms, 0);
+		return 0;
+	case CMD_SEQ:
+		uv_timer_init(&dr->loop, &dr->timer);
+		dr->timer.data = dr;
+		dr->timer_open = true;
+		uv_timer_start(&dr->timer, seq_tick, 0, 0);
 		return 0;
 	case CMD_LOOP:
 		dr->user = argv[2];
@@ -513,6 +594,10 @@ out:
 	}
 	wipe(dr.pw[0], dr.pw_len[0]);
 	wipe(dr.pw[1], dr.pw_len[1]);
+	for (size_t k = 0; dr.seq_pw && k < dr.seq_n; k++)
+		wipe(dr.seq_pw[k], dr.seq_len[k]);
+	free(dr.seq_pw);
+	free(dr.seq_len);
 	json_decref(dr.counts);
 	cfg_free(cfg);
 	return dr.status;

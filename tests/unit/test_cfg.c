@@ -313,6 +313,9 @@ static void test_valid_full(void **state)
 	assert_int_equal(c->ldap.timeout_ms, 5000);
 	assert_int_equal(c->ldap.pool_size, 2);
 	assert_int_equal(c->ldap.n_attributes, 0);
+	assert_int_equal(c->ldap.lockout_guard, CFG_LOCKOUT_AUTO);
+	assert_int_equal(c->ldap.lockout_guard_window_s, 900);
+	assert_true(c->ldap.reveal_account_state);
 	assert_int_equal(c->https.n_listen, 2);
 	assert_int_equal(c->https.listen_addrs[0].ss_family, AF_INET);
 	assert_int_equal(ntohs(((struct sockaddr_in *)&c->https.listen_addrs[0])->sin_port), 8443);
@@ -350,6 +353,19 @@ static void test_values_and_defaults(void **state)
 	assert_string_equal(c->ldap.attributes[1], "mail;lang-de");
 	assert_false(c->https.present);
 	assert_false(c->hub.present);
+	cfg_free(c);
+
+	assert_int_equal(load_with("ldap", "lockout_guard = 4\nlockout_guard_window_s = 60\n"
+				   "reveal_account_state = false\n", &c), 0);
+	assert_int_equal(c->ldap.lockout_guard, 4);
+	assert_int_equal(c->ldap.lockout_guard_window_s, 60);
+	assert_false(c->ldap.reveal_account_state);
+	cfg_free(c);
+	assert_int_equal(load_with("ldap", "lockout_guard = 0\n", &c), 0);
+	assert_int_equal(c->ldap.lockout_guard, 0);
+	cfg_free(c);
+	assert_int_equal(load_with("ldap", "lockout_guard = AUTO\n", &c), 0);
+	assert_int_equal(c->ldap.lockout_guard, CFG_LOCKOUT_AUTO);
 	cfg_free(c);
 
 	/* The lower bounds are inside the range. */
@@ -424,6 +440,13 @@ static void test_types_and_ranges(void **state)
 		{ "ldap", "pool_size = 0\n", "out of range" },
 		{ "ldap", "pool_size = 33\n", "out of range" },
 		{ "ldap", "starttls = maybe\n", "not a boolean" },
+		{ "ldap", "lockout_guard = sometimes\n", "neither auto nor a number" },
+		{ "ldap", "lockout_guard = -1\n", "neither auto nor a number" },
+		{ "ldap", "lockout_guard = 1001\n", "neither auto nor a number" },
+		{ "ldap", "lockout_guard = 4294967295\n", "neither auto nor a number" },
+		{ "ldap", "lockout_guard_window_s = 0\n", "out of range" },
+		{ "ldap", "lockout_guard_window_s = 86401\n", "out of range" },
+		{ "ldap", "reveal_account_state = maybe\n", "not a boolean" },
 		{ "ldap", "type = novell\n", "use one of ad | openldap" },
 		{ "ldap", "groups = all\n", "use one of none | direct | recursive" },
 		{ "https", "cert_username = uid\n", "use one of cn | upn | email" },

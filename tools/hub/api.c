@@ -179,6 +179,8 @@ static int error_status(const char *code)
 		return 400;
 	if (strcmp(code, "not_found") == 0)
 		return 404;
+	if (strcmp(code, "too_many_attempts") == 0)
+		return 429;
 	if (strcmp(code, "directory_unavailable") == 0 || strcmp(code, "no_agent") == 0 ||
 	    strcmp(code, "busy") == 0)
 		return 503;
