@@ -137,8 +137,9 @@ static int name_from_san(gnutls_x509_crt_t crt, enum tls_certname how, struct tl
 		}
 	}
 	if (found == 0)
-		return tls_cert_refuse(c, "%s", how == TLS_CERTNAME_UPN ? "no userPrincipalName in subjectAltName"
-							   : "no rfc822Name in subjectAltName");
+		return tls_cert_refuse(c, "%s", how == TLS_CERTNAME_UPN ?
+				       "no userPrincipalName in subjectAltName" :
+				       "no rfc822Name in subjectAltName");
 	return 0;
 }
 
@@ -238,6 +239,8 @@ int tls_client_cert_check(const unsigned char *der, size_t len, enum tls_certnam
 		goto out;
 	}
 	ret = how == TLS_CERTNAME_CN ? name_from_cn(crt, c) : name_from_san(crt, how, c);
+	if (ret == 0 && c->username[0] == '\0')
+		ret = tls_cert_refuse(c, "%s", "the name is empty");
 out:
 	gnutls_x509_crt_deinit(crt);
 	return ret;
