@@ -514,7 +514,7 @@ static void on_lookup(void *arg, int err, const struct dir_profile *p)
 	} else {
 		h->m.logins_cert_fail++;
 		log_cert_refusal(c, err == 0 ? "directory user is disabled" :
-				 err == DIR_E_NOT_FOUND ? "no single directory user by that name" :
+				 err == DIR_E_NOT_FOUND ? "no single directory user with exactly that name" :
 				 dir_code(err));
 		respond_form(c, 200, c->session, NULL,
 			     err == DIR_E_UNAVAILABLE ? MSG_UNAVAILABLE : MSG_CERT);
@@ -1160,6 +1160,7 @@ static void files_from_cfg(const struct cfg *cfg, struct tls_server_files *f)
 	f->key_file = cfg->https.key_file;
 	f->client_ca_file = cfg->https.client_ca_file;
 	f->crl_file = cfg->https.crl_file;
+	f->client_verify_depth = cfg->https.client_verify_depth;
 }
 
 static void on_listener_closed(uv_handle_t *handle)

@@ -582,7 +582,7 @@ static const char *const ldap_keys[] = {
 };
 static const char *const https_keys[] = {
 	"listen", "public_url", "cert_file", "key_file", "client_ca_file", "crl_file",
-	"client_cert_ranges", "cert_username", NULL
+	"client_cert_ranges", "cert_username", "client_verify_depth", NULL
 };
 static const char *const hub_keys[] = { "url", "token_file", "ca_file", NULL };
 
@@ -1034,6 +1034,9 @@ static void load_https(struct loader *L)
 	free_list(ranges, n);
 	c->https.cert_username = (enum cfg_cert_username)get_enum(L, "https", "cert_username",
 								   names, CFG_CERTNAME_CN);
+	/* As nginx's ssl_verify_depth: 1 means the leaf must be signed by a
+	 * configured CA itself, so a chain the client sends is never used. */
+	c->https.client_verify_depth = get_uint(L, "https", "client_verify_depth", 1, 8, 1);
 }
 
 static void load_hub(struct loader *L)

@@ -87,6 +87,7 @@ struct cfg {
 		struct cfg_range *ranges;
 		size_t n_ranges;
 		enum cfg_cert_username cert_username;
+		unsigned client_verify_depth;	/* certificates below a client CA, 1..8 */
 	} https;
 	struct {
 		bool present;

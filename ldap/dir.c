@@ -1719,7 +1719,9 @@ static void user_search_msg(struct req *r, LDAPMessage *msg)
 	int type = ldap_msgtype(msg), rc;
 
 	if (type == LDAP_RES_SEARCH_ENTRY) {
-		if (r->n_found++ == 0 && entry_parse(r->d, c->ld, msg, &r->ent) < 0) {
+		if (r->n_found++ == 0 && (entry_parse(r->d, c->ld, msg, &r->ent) < 0 ||
+		    (r->kind == REQ_LOOKUP && dir_lookup_name(c->ld, msg, r->d->uattr, r->username,
+							       r->ent.dn, &r->ent.uname) < 0))) {
 			ldap_msgfree(msg);
 			req_finish(r, DIR_E_INTERNAL);
 			return;
@@ -1742,8 +1744,9 @@ static void user_search_msg(struct req *r, LDAPMessage *msg)
 		auth_found(r);
 		return;
 	}
-	/* None, or more than one: the same answer as a wrong password. */
-	if (r->n_found != 1) {
+	/* None, or more than one: the same answer as a wrong password.  A lookup
+	 * also needs a value that is the name itself (dir_lookup_name). */
+	if (r->n_found != 1 || (r->kind == REQ_LOOKUP && !r->ent.uname)) {
 		req_finish(r, r->kind == REQ_LOOKUP ? DIR_E_NOT_FOUND : DIR_E_INVALID_CREDENTIALS);
 		return;
 	}

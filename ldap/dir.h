@@ -78,7 +78,13 @@ bool dir_is_up(const struct dir *d);
 int dir_authenticate(struct dir *d, const char *username, const char *password,
 		     size_t password_len, dir_profile_cb cb, void *arg);
 /* Profile without a password (certificate login).  DIR_E_NOT_FOUND when no entry
- * or more than one matches; p->disabled is set for disabled/locked/expired. */
+ * or more than one matches; p->disabled is set for disabled/locked/expired.
+ * The name is exact: USERNAME must equal a value of the username attribute (the
+ * one compared with {username} in user_filter; every value when it has several)
+ * or differ from it only in the case of ASCII letters.  An entry the directory
+ * matched only by its own folding (case of non-ASCII letters, Unicode
+ * compatibility forms such as fullwidth letters, spaces) is DIR_E_NOT_FOUND, with
+ * a warning in the log.  p->username is that directory value, never USERNAME. */
 int dir_lookup(struct dir *d, const char *username, dir_profile_cb cb, void *arg);
 int dir_change_password(struct dir *d, const char *username, const char *old_pw,
 			size_t old_len, const char *new_pw, size_t new_len,

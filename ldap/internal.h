@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <lber.h>
 #include <ldap.h>
 #include <uv.h>
 
@@ -54,5 +55,20 @@ void dir_guard_settled(struct dir *d);
  * must outlive the request.  The dir.h request contract applies. */
 int dir_read(struct dir *d, const char *base, int scope, const char *filter,
 	     const char *const *attrs, size_t limit, dir_users_cb cb, void *arg);
+
+/* match.c: exact names for dir_lookup(). */
+/* A and B are the same bytes except for the case of ASCII letters A..Z; bytes
+ * above 0x7f compare exactly, whatever the locale. */
+bool dir_ascii_caseeq(const char *a, size_t alen, const char *b, size_t blen);
+/* The index of the value among VALS (N of them; NULL entries skipped) that NAME
+ * names: one byte-equal to NAME first, else the first that differs from it only
+ * in ASCII letter case; -1 when none does. */
+int dir_name_pick(struct berval *const *vals, size_t n, const char *name);
+/* For a lookup of NAME that found entry M: replaces *UNAME with the entry's own
+ * value of ATTR that NAME names (dir_name_pick), or with NULL, logging a warning
+ * with DN, when the directory matched NAME only through its matching rule's
+ * folding.  -1 when out of memory. */
+int dir_lookup_name(LDAP *ld, LDAPMessage *m, const char *attr, const char *name,
+		    const char *dn, char **uname);
 
 #endif

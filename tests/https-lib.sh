@@ -7,7 +7,8 @@ PKI=$T/pki
 CA=$PKI/srv-ca.crt          # what clients trust for the agent's server certificate
 
 # write_config FILE LISTEN RANGES [CRL]: an agent.ini for the shared slapd
-# (env CERT_USERNAME and USER_ATTR change how certificates map to users).
+# (env CERT_USERNAME and USER_ATTR change how certificates map to users,
+# VERIFY_DEPTH sets client_verify_depth).
 write_config() {
   local f=$1 listen=$2 ranges=$3 crl=${4-$PKI/ca.crl}
   printf '%s\n' 'Svc-Passw0rd!' >"$T/bind.password"; chmod 600 "$T/bind.password"
@@ -38,6 +39,7 @@ client_ca_file = $PKI/ca.crt
 ${crl:+crl_file = $crl}
 client_cert_ranges = $ranges
 cert_username = ${CERT_USERNAME:-cn}
+${VERIFY_DEPTH:+client_verify_depth = $VERIFY_DEPTH}
 
 [hub]
 url = wss://127.0.0.1:9/agent/v1

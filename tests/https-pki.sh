@@ -3,6 +3,7 @@
 #   srv-ca      signs the server certificates (srv1, srv2: localhost, 127.0.0.1, ::1)
 #   ca          the client CA set the agent trusts; ca.crl revokes "revoked"
 #   other-ca    an unrelated CA; evil-ca has ca's exact subject DN and its own key
+#   inter       an intermediate CA under ca, not in ca.crt (chain.crt = leaf + inter)
 # Client certificates NAME.crt/NAME.key (NAME.p12, password "p12pass", for the
 # users a browser presents).
 https_pki() {
@@ -16,10 +17,13 @@ https_pki() {
     printf 'cn = "%s"\norganization = "dirbridge tests"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\n' "$2" >"$1.tmpl"
     ct --generate-self-signed --load-privkey "$1.key" --template "$1.tmpl" --outfile "$1.crt"
   }
+  sign() {  # sign NAME CA TEMPLATE-LINES [certtool args]: a certificate for NAME.key
+    local n=$1 c=$2; printf '%b\n' "$3" >"$n.tmpl"; shift 3
+    ct --generate-certificate --load-privkey "$n.key" --load-ca-certificate "$c.crt" \
+       --load-ca-privkey "$c.key" --template "$n.tmpl" --outfile "$n.crt" "$@"
+  }
   issue() {  # issue NAME CA TEMPLATE-LINES
-    key "$1"; printf '%b\n' "$3" >"$1.tmpl"
-    ct --generate-certificate --load-privkey "$1.key" --load-ca-certificate "$2.crt" \
-       --load-ca-privkey "$2.key" --template "$1.tmpl" --outfile "$1.crt"
+    key "$1"; sign "$@"
   }
   ca srv-ca "dirbridge test server CA"
   ca ca "dirbridge test client CA"
@@ -45,6 +49,26 @@ https_pki() {
   issue upn ca "cn = \"bob\"\nother_name_utf8 = \"1.3.6.1.4.1.311.20.2.3 alice@example.test\"\n$cli"
   issue email ca "cn = \"bob\"\nemail = \"alice@example.test\"\n$cli"
   issue twoemail ca "cn = \"bob\"\nemail = \"alice@example.test\"\nemail = \"bob@example.test\"\n$cli"
+  # Names a folding directory finds alice by: other ASCII case (accepted, the
+  # login names the directory's "alice") and a fullwidth a, U+FF41 (refused).
+  issue cnupper ca "cn = \"ALICE\"\n$cli"
+  issue cnmixed ca "cn = \"Alice\"\n$cli"
+  issue cnfold ca "cn = \"\xef\xbd\x81lice\"\n$cli"
+  # A CA certificate that also claims clientAuth, signed by the client CA.
+  issue caleaf ca "cn = \"alice\"\nca\ncert_signing_key\n$cli"
+  # An intermediate CA under ca that is NOT in ca.crt, and alice's certificate
+  # from it: chain.crt also holds the intermediate, which curl then sends;
+  # chainleaf.crt is the leaf alone.
+  issue inter ca 'cn = "dirbridge test intermediate CA"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30'
+  issue chainleaf inter "cn = \"alice\"\n$cli"
+  cat chainleaf.crt inter.crt >chain.crt; cp chainleaf.key chain.key
+  # Weak keys and signatures, each with a control that differs only there.
+  ct --generate-privkey --key-type=rsa --bits=1024 --outfile rsa1024.key
+  sign rsa1024 ca "cn = \"alice\"\n$cli"
+  ct --generate-privkey --key-type=rsa --bits=2048 --outfile rsa2048.key
+  sign rsa2048 ca "cn = \"alice\"\n$cli"
+  key sha1; sign sha1 ca "cn = \"alice\"\n$cli" --hash SHA1
+  key sha256; sign sha256 ca "cn = \"alice\"\n$cli" --hash SHA256
   key nulcn
   "$BUILD/tests/certforge" nul-cn ca.crt ca.key nulcn.key nulcn.crt alice evil || exit 1
   printf 'crl_next_update = 30\ncrl_number = 1\n' >crl.tmpl

@@ -5,7 +5,9 @@
 #ifndef DIRBRIDGE_TLS_INTERNAL_H
 #define DIRBRIDGE_TLS_INTERNAL_H
 
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "tls/tls.h"
 
@@ -34,6 +36,8 @@ int tls_sess_wrap(gnutls_session_t gs, gnutls_certificate_credentials_t cred,
 /* FN(ARG) runs in tls_free() after the GnuTLS session is gone: server.c drops
  * its reference on a shared, refcounted credential set there. */
 void tls_sess_set_release(struct tls_sess *s, void (*fn)(void *arg), void *arg);
+/* The ARG given to tls_sess_set_release(), or NULL. */
+void *tls_sess_release_arg(const struct tls_sess *s);
 void tls_sess_set_post_handshake(struct tls_sess *s, tls_post_handshake_fn fn, void *arg);
 gnutls_session_t tls_sess_gnutls(const struct tls_sess *s);
 
@@ -45,5 +49,21 @@ void tls_set_error(struct tls_sess *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* The verification status as text, e.g. "certificate signer not trusted". */
 void tls_status_text(unsigned status, char *buf, size_t size);
+
+/* ---- policy.c: keys and signatures of certificates that name users ---- */
+/* Each returns 0, or TLS_E_VERIFY with WHY completing a sentence (e.g. "is RSA
+ * 1024 bits; at least 2048 needed").  Keys: RSA >= 2048 or EC P-256/P-384. */
+int tls_key_policy(gnutls_pubkey_t pub, char *why, size_t len);
+/* Signatures: SHA-2/SHA-3 hashes or EdDSA; SHA-1, MD5 and unknown refused. */
+int tls_sig_policy(gnutls_x509_crt_t crt, char *why, size_t len);
+/* Both on CRT; WHY is a whole phrase ("key is RSA 1024 bits; ..."). */
+int tls_crt_policy(gnutls_x509_crt_t crt, char *why, size_t len);
+
+/* ---- certname.c ---- */
+/* Lowercase hex of IN into OUT, truncated to fit OUTLEN with its NUL. */
+void tls_hex(const unsigned char *in, size_t len, char *out, size_t outlen);
+/* Sets C->reason from FMT, clears C->username and returns TLS_E_VERIFY. */
+int tls_cert_refuse(struct tls_client_cert *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif

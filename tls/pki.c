@@ -24,6 +24,7 @@
 #include <gnutls/x509.h>
 #include <jansson.h>
 
+#include "tls/internal.h"
 #include "tls/tls.h"
 
 /* Certificates start a little in the past so a client whose clock lags the
@@ -845,26 +846,15 @@ out:
 	return rc;
 }
 
-/* Whether a CSR's key is one we sign: RSA >= 2048 or EC P-256/P-384. */
+/* Whether a CSR's key is one we sign: the policy client certificates are held
+ * to when they sign in (tls_key_policy). */
 static int csr_key_ok(struct tls_pki *p, gnutls_pubkey_t pub)
 {
-	unsigned bits = 0;
-	int alg = gnutls_pubkey_get_pk_algorithm(pub, &bits);
-	gnutls_ecc_curve_t curve;
+	char why[128];
 
-	if (alg == GNUTLS_PK_RSA) {
-		if (bits < 2048)
-			return pki_fail(p, TLS_E_VERIFY, "CSR key is RSA %u bits; at least 2048 needed",
-					bits);
-		return 0;
-	}
-	if (alg == GNUTLS_PK_ECDSA && gnutls_pubkey_export_ecc_raw(pub, &curve, NULL, NULL) >= 0 &&
-	    (curve == GNUTLS_ECC_CURVE_SECP256R1 || curve == GNUTLS_ECC_CURVE_SECP384R1))
-		return 0;
-	const char *name = gnutls_pk_get_name((gnutls_pk_algorithm_t)alg);
-
-	return pki_fail(p, TLS_E_VERIFY, "CSR key %s not accepted; use RSA >= 2048 or EC P-256/P-384",
-			name ? name : "of unknown type");
+	if (tls_key_policy(pub, why, sizeof why) < 0)
+		return pki_fail(p, TLS_E_VERIFY, "CSR key %s", why);
+	return 0;
 }
 
 int tls_pki_sign_csr(struct tls_pki *p, const unsigned char *csr, size_t csr_len,

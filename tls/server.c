@@ -31,14 +31,13 @@ static const char server_priority[] =
  * them once per this period, keeping the previous one for decryption. */
 #define TICKET_ROTATION_S 3600
 
-#define UPN_OID "1.3.6.1.4.1.311.20.2.3"
-
 /* One immutable credential set.  A session holds a reference for its whole
  * life because gnutls_credentials_set() keeps a pointer, not a copy. */
 struct creds {
 	atomic_int refs;
 	gnutls_certificate_credentials_t cred;
 	gnutls_priority_t prio;
+	unsigned depth;		/* client_verify_depth, at least 1 */
 	char serial[80];
 };
 
@@ -56,20 +55,6 @@ static void creds_unref(void *arg)
 	gnutls_certificate_free_credentials(c->cred);
 	gnutls_priority_deinit(c->prio);
 	free(c);
-}
-
-static void hex(const unsigned char *in, size_t len, char *out, size_t outlen)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	if (outlen == 0)
-		return;
-	for (i = 0; i < len && 2 * i + 2 < outlen; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * i] = '\0';
 }
 
 /* The serial of the first certificate in a PEM file, for the reload log. */
@@ -96,7 +81,7 @@ static int cert_serial_file(const char *path, char *out, size_t outlen, char *er
 	}
 	ret = gnutls_x509_crt_get_serial(crts[0], serial, &slen);
 	if (ret == 0)
-		hex(serial, slen, out, outlen);
+		tls_hex(serial, slen, out, outlen);
 	for (i = 0; i < n; i++)
 		gnutls_x509_crt_deinit(crts[i]);
 	gnutls_free(crts);
@@ -174,6 +159,7 @@ static int creds_load(const struct tls_server_files *f, struct creds **out, char
 		return TLS_E_NOMEM;
 	}
 	atomic_init(&c->refs, 1);
+	c->depth = f->client_verify_depth ? f->client_verify_depth : 1;
 	ret = gnutls_certificate_allocate_credentials(&c->cred);
 	if (ret < 0) {
 		free(c);
@@ -315,218 +301,146 @@ bool tls_server_resumed(const struct tls_sess *s)
 	return gnutls_session_is_resumed(tls_sess_gnutls(s)) != 0;
 }
 
+
 /* ---- client certificate checks ------------------------------------------ */
 
-static int refuse(struct tls_client_cert *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* More certificates than this in one Certificate message is not a client. */
+#define PEER_MAX 16
 
-static int refuse(struct tls_client_cert *c, const char *fmt, ...)
+/* The most telling reason for a verification STATUS that is not zero. */
+static int refuse_status(struct tls_client_cert *c, unsigned status)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
-	va_end(ap);
-	c->username[0] = '\0';
-	return TLS_E_VERIFY;
-}
-
-/* Exactly one CN, no NUL inside it. */
-static int name_from_cn(gnutls_x509_crt_t crt, struct tls_client_cert *c)
-{
-	char buf[sizeof(c->username)];
-	size_t len = sizeof(buf);
+	gnutls_datum_t txt = { NULL, 0 };
 	int ret;
 
-	ret = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf, &len);
-	if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
-		return refuse(c, "%s", "subject has no CN");
-	if (ret < 0)
-		return refuse(c, "subject CN unreadable or too long: %s", gnutls_strerror(ret));
-	/* GnuTLS gives the value in RFC 4514 form: a string it cannot show (one
-	 * with a NUL byte, or not a string type) comes back as "#" and hex, and
-	 * special characters come back escaped with "\".  Neither is a name. */
-	if (memchr(buf, '\0', len) || buf[0] == '#')
-		return refuse(c, "%s", "subject CN is not a plain string (NUL byte or binary value)");
-	if (memchr(buf, '\\', len))
-		return refuse(c, "%s", "subject CN contains characters that need escaping");
-	{
-		char other[8];
-		size_t olen = sizeof(other);
-
-		ret = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 1, 0, other, &olen);
-		if (ret != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
-			return refuse(c, "%s", "subject has more than one CN");
-	}
-	memcpy(c->username, buf, len);
-	c->username[len] = '\0';
-	return 0;
+	if (status & GNUTLS_CERT_REVOKED)
+		return tls_cert_refuse(c, "%s", "certificate revoked (CRL)");
+	if (status & GNUTLS_CERT_EXPIRED)
+		return tls_cert_refuse(c, "%s", "certificate expired");
+	if (status & GNUTLS_CERT_NOT_ACTIVATED)
+		return tls_cert_refuse(c, "%s", "certificate not yet valid");
+	if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
+		return tls_cert_refuse(c, "%s", "certificate not for TLS client authentication");
+	if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNATURE_FAILURE))
+		return tls_cert_refuse(c, "%s", "not issued by the client CA set");
+	if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0) < 0)
+		return tls_cert_refuse(c, "%s", "untrusted");
+	ret = tls_cert_refuse(c, "untrusted: %s", (const char *)txt.data);
+	gnutls_free(txt.data);
+	return ret;
 }
 
-/* Exactly one subjectAltName of the wanted kind: a UPN otherName or an
- * rfc822Name.  Older GnuTLS versions report a UPN as a raw otherName, which
- * gnutls_x509_othername_to_virtual() decodes. */
-static int name_from_san(gnutls_x509_crt_t crt, enum tls_certname how, struct tls_client_cert *c)
+/*
+ * Builds in CHAIN the certificates that are verified: the leaf, then, while
+ * DEPTH allows, the certificate the client sent that issued the one before,
+ * stopping at the first whose issuer is a configured CA.  A self-signed
+ * certificate from the client is never taken (anchors come from client_ca_file
+ * only), and anything else it sent is ignored, so with depth 1 the leaf alone
+ * is checked against the configured CAs.  *DEEPER tells that the client sent
+ * an issuer the depth did not allow, for the refusal reason.
+ */
+static unsigned build_chain(gnutls_x509_trust_list_t tl, unsigned depth, gnutls_x509_crt_t *crts,
+			    unsigned n, gnutls_x509_crt_t *chain, bool *deeper)
 {
-	unsigned found = 0, i;
-	int ret;
+	bool used[PEER_MAX] = { false };
+	unsigned len = 1, i;
 
-	for (i = 0;; i++) {
-		unsigned char buf[sizeof(c->username)];
-		size_t len = sizeof(buf);
-		unsigned crit = 0;
+	chain[0] = crts[0];
+	*deeper = false;
+	for (;;) {
+		gnutls_x509_crt_t prev = chain[len - 1], anchor = NULL;
 
-		ret = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, &crit);
-		if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+		if (gnutls_x509_trust_list_get_issuer(tl, prev, &anchor, 0) >= 0)
 			break;
-		if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER) {
-			if (how == TLS_CERTNAME_EMAIL)
-				return refuse(c, "%s", "subjectAltName too long");
-			continue;	/* not a name we map; size only matters for ours */
+		for (i = 1; i < n; i++)
+			if (!used[i] && gnutls_x509_crt_check_issuer(prev, crts[i]) == 1 &&
+			    gnutls_x509_crt_check_issuer(crts[i], crts[i]) != 1)
+				break;
+		if (i == n)
+			break;
+		if (len >= depth) {
+			*deeper = true;
+			break;
 		}
-		if (ret < 0)
-			return refuse(c, "subjectAltName unreadable: %s", gnutls_strerror(ret));
-		if ((how == TLS_CERTNAME_EMAIL && ret == GNUTLS_SAN_RFC822NAME) ||
-		    (how == TLS_CERTNAME_UPN && ret == GNUTLS_SAN_OTHERNAME_MSUSERPRINCIPAL)) {
-			/* GnuTLS hands the UPN over already decoded from its
-			 * UTF8String, as it does an rfc822Name. */
-			if (++found > 1)
-				return refuse(c, "more than one %s", how == TLS_CERTNAME_UPN ?
-					      "userPrincipalName" : "rfc822Name");
-			if (memchr(buf, '\0', len) || len >= sizeof(c->username))
-				return refuse(c, "%s", "subjectAltName name contains a NUL byte");
-			memcpy(c->username, buf, len);
-			c->username[len] = '\0';
-		} else if (how == TLS_CERTNAME_UPN && ret == GNUTLS_SAN_OTHERNAME) {
-			char oid[64];
-			size_t olen = sizeof(oid);
-			gnutls_datum_t raw = { buf, (unsigned)len }, val = { NULL, 0 };
-			unsigned vtype;
-
-			if (gnutls_x509_crt_get_subject_alt_othername_oid(crt, i, oid, &olen) < 0 ||
-			    strcmp(oid, UPN_OID) != 0)
-				continue;
-			if (++found > 1)
-				return refuse(c, "%s", "more than one userPrincipalName");
-			ret = gnutls_x509_othername_to_virtual(oid, &raw, &vtype, &val);
-			if (ret < 0)
-				return refuse(c, "userPrincipalName undecodable: %s", gnutls_strerror(ret));
-			if (val.size >= sizeof(c->username) || memchr(val.data, '\0', val.size)) {
-				gnutls_free(val.data);
-				return refuse(c, "%s", "userPrincipalName too long or contains NUL");
-			}
-			memcpy(c->username, val.data, val.size);
-			c->username[val.size] = '\0';
-			gnutls_free(val.data);
-		}
+		used[i] = true;
+		chain[len++] = crts[i];
 	}
-	if (found == 0)
-		return refuse(c, "%s", how == TLS_CERTNAME_UPN ? "no userPrincipalName in subjectAltName"
-							   : "no rfc822Name in subjectAltName");
-	return 0;
-}
-
-static bool has_client_auth(gnutls_x509_crt_t crt)
-{
-	unsigned i;
-
-	for (i = 0;; i++) {
-		char oid[128];
-		size_t len = sizeof(oid);
-		int ret = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &len, NULL);
-
-		if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER)
-			continue;
-		if (ret < 0)
-			return false;
-		if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0)
-			return true;
-	}
+	return len;
 }
 
 int tls_server_client_cert(struct tls_sess *s, enum tls_certname how, struct tls_client_cert *c)
 {
 	gnutls_session_t gs = tls_sess_gnutls(s);
-	const gnutls_datum_t *chain;
-	unsigned n = 0, status = 0;
-	gnutls_x509_crt_t crt = NULL;
-	unsigned char buf[64];
-	size_t len;
-	time_t now = time(NULL);
+	struct creds *cr = tls_sess_release_arg(s);
+	const gnutls_datum_t *peers;
+	gnutls_x509_crt_t crts[PEER_MAX], chain[PEER_MAX];
+	gnutls_x509_trust_list_t tl = NULL;
+	unsigned n = 0, m = 0, len, i, status = 0;
+	bool deeper;
+	char why[160];
 	int ret;
 	gnutls_typed_vdata_st vdata[] = {
 		{ .type = GNUTLS_DT_KEY_PURPOSE_OID, .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT },
 	};
 
 	memset(c, 0, sizeof(*c));
-	chain = gnutls_certificate_get_peers(gs, &n);
-	if (!chain || n == 0)
-		return refuse(c, "%s", "no client certificate");
-	c->present = true;
-
-	/* Identify the leaf first so that every refusal can be logged with it. */
-	if (gnutls_x509_crt_init(&crt) < 0)
-		return refuse(c, "%s", "out of memory");
-	ret = gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER);
-	if (ret < 0) {
-		ret = refuse(c, "unparsable certificate: %s", gnutls_strerror(ret));
-		goto out;
+	peers = gnutls_certificate_get_peers(gs, &n);
+	if (!peers || n == 0)
+		return tls_cert_refuse(c, "%s", "no client certificate");
+	/* The leaf on its own: identity for the log, then every rule that needs
+	 * no issuer. */
+	ret = tls_client_cert_check(peers[0].data, peers[0].size, how, (int64_t)time(NULL), c);
+	if (ret < 0)
+		return ret;
+	if (!cr)
+		return tls_cert_refuse(c, "%s", "no client CA set");
+	if (n > PEER_MAX)
+		return tls_cert_refuse(c, "client sent %u certificates; at most %u are read", n,
+				       PEER_MAX);
+	for (m = 0; m < n; m++) {
+		if (gnutls_x509_crt_init(&crts[m]) < 0) {
+			ret = tls_cert_refuse(c, "%s", "out of memory");
+			goto out;
+		}
+		ret = gnutls_x509_crt_import(crts[m], &peers[m], GNUTLS_X509_FMT_DER);
+		if (ret < 0) {
+			m++;
+			ret = tls_cert_refuse(c, "certificate #%u from the client unparsable: %s", m,
+					      gnutls_strerror(ret));
+			goto out;
+		}
 	}
-	len = sizeof(buf);
-	if (gnutls_x509_crt_get_serial(crt, buf, &len) == 0)
-		hex(buf, len, c->serial, sizeof(c->serial));
-	len = sizeof(c->issuer);
-	if (gnutls_x509_crt_get_issuer_dn(crt, c->issuer, &len) < 0)
-		snprintf(c->issuer, sizeof(c->issuer), "(unreadable)");
-	len = 32;
-	if (gnutls_fingerprint(GNUTLS_DIG_SHA256, &chain[0], buf, &len) == 0)
-		hex(buf, len, c->sha256, sizeof(c->sha256));
-
-	/* The chain against the client CA set and its CRL, validity and purpose;
-	 * the STATUS is what says whether it verified. */
-	ret = gnutls_certificate_verify_peers(gs, vdata, 1, &status);
+	gnutls_certificate_get_trust_list(cr->cred, &tl);
+	len = build_chain(tl, cr->depth, crts, n, chain, &deeper);
+	/* Intermediates sign users in as much as the leaf does. */
+	for (i = 1; i < len; i++) {
+		if (tls_crt_policy(chain[i], why, sizeof why) < 0) {
+			ret = tls_cert_refuse(c, "intermediate CA #%u: %s", i, why);
+			goto out;
+		}
+	}
+	/* The chain against the client CA set and its CRL, validity and purpose,
+	 * with the medium profile (no RSA < 2048, no SHA-1) as a second net under
+	 * the rules above; the STATUS is what says whether it verified. */
+	ret = gnutls_x509_trust_list_verify_crt2(tl, chain, len, vdata, 1,
+						 GNUTLS_PROFILE_TO_VFLAGS(GNUTLS_PROFILE_MEDIUM),
+						 &status, NULL);
 	if (ret < 0) {
-		ret = refuse(c, "verification failed: %s", gnutls_strerror(ret));
+		ret = tls_cert_refuse(c, "verification failed: %s", gnutls_strerror(ret));
 		goto out;
 	}
 	if (status != 0) {
-		gnutls_datum_t txt = { NULL, 0 };
-
-		if (status & GNUTLS_CERT_REVOKED)
-			ret = refuse(c, "%s", "certificate revoked (CRL)");
-		else if (status & GNUTLS_CERT_EXPIRED)
-			ret = refuse(c, "%s", "certificate expired");
-		else if (status & GNUTLS_CERT_NOT_ACTIVATED)
-			ret = refuse(c, "%s", "certificate not yet valid");
-		else if (status & GNUTLS_CERT_PURPOSE_MISMATCH)
-			ret = refuse(c, "%s", "certificate not for TLS client authentication");
-		else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNATURE_FAILURE))
-			ret = refuse(c, "%s", "not issued by the client CA set");
-		else if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &txt, 0) == 0) {
-			ret = refuse(c, "untrusted: %s", (const char *)txt.data);
-			gnutls_free(txt.data);
-		} else
-			ret = refuse(c, "%s", "untrusted");
+		if (deeper && (status & GNUTLS_CERT_SIGNER_NOT_FOUND))
+			ret = tls_cert_refuse(c, "the chain needs more than client_verify_depth = %u "
+					      "certificate%s below the client CA set", cr->depth,
+					      cr->depth == 1 ? "" : "s");
+		else
+			ret = refuse_status(c, status);
 		goto out;
 	}
-	/* Belt and braces: verification already checked these, but a wrong
-	 * flag somewhere must not turn into a login. */
-	if (gnutls_x509_crt_get_activation_time(crt) > now) {
-		ret = refuse(c, "%s", "certificate not yet valid");
-		goto out;
-	}
-	if (gnutls_x509_crt_get_expiration_time(crt) < now) {
-		ret = refuse(c, "%s", "certificate expired");
-		goto out;
-	}
-	/* GnuTLS treats a certificate without EKU as good for any purpose; we
-	 * require clientAuth to be stated. */
-	if (!has_client_auth(crt)) {
-		ret = refuse(c, "%s", "certificate lacks EKU clientAuth");
-		goto out;
-	}
-	ret = how == TLS_CERTNAME_CN ? name_from_cn(crt, c) : name_from_san(crt, how, c);
+	ret = 0;
 out:
-	gnutls_x509_crt_deinit(crt);
+	for (i = 0; i < m; i++)
+		gnutls_x509_crt_deinit(crts[i]);
 	return ret;
 }

@@ -227,6 +227,11 @@ void tls_sess_set_release(struct tls_sess *s, void (*fn)(void *arg), void *arg)
 	s->release_arg = arg;
 }
 
+void *tls_sess_release_arg(const struct tls_sess *s)
+{
+	return s->release_arg;
+}
+
 void tls_sess_set_post_handshake(struct tls_sess *s, tls_post_handshake_fn fn, void *arg)
 {
 	s->post = fn;

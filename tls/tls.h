@@ -7,6 +7,7 @@
  * Sections of this header are owned by separate source files:
  *   session.c  — sessions (client and server), transports, verification
  *   server.c   — the front-facing server credentials and client-cert checks
+ *   certname.c — the checks on one client certificate alone (pure, on DER)
  *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
  *   pki_user.c — how dirbridge-cert compares user names
  *   hub.c      — the reference hub's agent endpoint (dirbridge-hub)
@@ -95,6 +96,10 @@ struct tls_server_files {
 	const char *key_file;
 	const char *client_ca_file;	/* the only trust for client certificates */
 	const char *crl_file;		/* NULL: no CRL */
+	/* Certificates a client chain may have below a CA in client_ca_file
+	 * (nginx's ssl_verify_depth): 1 (and 0) means the leaf must be signed by
+	 * one of them directly and certificates the client adds are ignored. */
+	unsigned client_verify_depth;
 };
 
 /* Which certificate field names the directory user. */
@@ -127,15 +132,30 @@ struct tls_client_cert {
 
 /*
  * After a completed handshake: 0 when the peer presented a certificate that
- * chains to the client CA set, passes the CRL, is within validity, carries EKU
- * clientAuth and names exactly one user by HOW (a CN without NUL, or one UPN /
- * rfc822Name).  TLS_E_VERIFY with c->reason otherwise (c->present tells whether
- * there was a certificate at all).  Nothing is cached: a resumed session is
- * checked again against the current CRL.  The caller still validates the name
- * against the directory.
+ * passes tls_client_cert_check() and chains to the client CA set within
+ * client_verify_depth, every intermediate meeting the same key and signature
+ * rules, none revoked by the CRL.  TLS_E_VERIFY with c->reason otherwise
+ * (c->present tells whether there was a certificate at all).  Nothing is
+ * cached: a resumed session is checked again against the current CRL.  The
+ * caller still validates the name against the directory.
  */
 int tls_server_client_cert(struct tls_sess *s, enum tls_certname how,
 			   struct tls_client_cert *c);
+
+/* ---- certname.c: one client certificate on its own ---------------------- */
+
+/*
+ * The checks on a client certificate that need neither session nor chain, on
+ * DER (LEN bytes, hostile): fills c->serial, c->issuer and c->sha256 as soon as
+ * it parses, then refuses with TLS_E_VERIFY and c->reason a certificate outside
+ * its validity at NOW (Unix time), a CA certificate (basicConstraints cA=TRUE),
+ * one without EKU clientAuth, a key other than RSA >= 2048 or EC P-256/P-384
+ * (the policy dirbridge-cert signs CSRs by), a signature with SHA-1 or weaker,
+ * and one that does not name exactly one user by HOW (one CN that is a plain
+ * string without NUL, or one UPN / rfc822Name).  On 0, c->username is the name.
+ */
+int tls_client_cert_check(const unsigned char *der, size_t len, enum tls_certname how,
+			  int64_t now, struct tls_client_cert *c);
 /* Whether the session was resumed from a ticket. */
 bool tls_server_resumed(const struct tls_sess *s);
 

@@ -34,6 +34,78 @@ for c in expired future wrongca evil serveronly noeku revoked nulcn twocn inject
 done
 grep "client certificate refused" "$T/agent.log" | sed 's/^/   /' | cut -c1-160
 
+# OpenSSL in curl refuses to even load an RSA-1024 or SHA-1 certificate at its
+# default security level; this lets curl present them, so the agent decides.
+cat >"$T/weak.cnf" <<'CNF'
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+CipherString = DEFAULT@SECLEVEL=0
+CNF
+# signs_in HOST:PORT LOG CERT: CERT signs in, and the login line names the
+# directory's own value "alice" (not the certificate's spelling).
+signs_in() {
+  local hp=$1 log=$2 c=$3 page new
+  cp "$log" "$T/before"
+  page=$(OPENSSL_CONF=$T/weak.cnf get_login "$hp" "$c")
+  check_eq "certificate '$c' -> signed in" "$(page_kind "$page")" success
+  check_match "certificate '$c' -> the page names alice" "$page" 'id="user">alice<'
+  sleep 0.2
+  new=$(diff "$T/before" "$log" | sed -n 's/^> //p')
+  check_match "certificate '$c' -> login reported as the directory's alice" "$new" \
+    'login: session [^ ]+ method certificate user alice dn "uid=alice,'
+}
+# refused HOST:PORT LOG CERT WHY: CERT gets the form, no login, and a refusal
+# line with its serial that says WHY (a regex).
+refused() {
+  local hp=$1 log=$2 c=$3 why=$4 page   # $new stays set for further checks
+  cp "$log" "$T/before"
+  page=$(OPENSSL_CONF=$T/weak.cnf get_login "$hp" "$c")
+  check_eq "certificate '$c' -> the form" "$(page_kind "$page")" form
+  sleep 0.2
+  new=$(diff "$T/before" "$log" | sed -n 's/^> //p')
+  check_nomatch "certificate '$c' -> no login reported" "$new" 'login: session'
+  check_match "certificate '$c' -> refused: $why" "$new" \
+    "client certificate refused: .*$why.*\(serial $(cert_serial "$PKI/$c.crt"), "
+}
+
+# Identity is exact.  ALICE and Alice differ from the directory's value only in
+# ASCII case: they sign in, as "alice".  A fullwidth a (U+FF41) is something
+# the directory only folds to alice: refused, and the directory says why.
+signs_in 127.0.0.1:$P4 "$T/agent.log" cnupper
+signs_in 127.0.0.1:$P4 "$T/agent.log" cnmixed
+refused 127.0.0.1:$P4 "$T/agent.log" cnfold 'no single directory user with exactly that name'
+check_match "fullwidth CN: the lookup refusal is logged as a warning" "$new" \
+  $'warning: ldap: lookup of "\xef\xbd\x81lice" refused: .*uid=alice,.*folding'
+signs_in 127.0.0.1:$P4 "$T/agent.log" alice
+
+# A CA certificate is never a client certificate, even with clientAuth.
+refused 127.0.0.1:$P4 "$T/agent.log" caleaf 'CA certificate \(basicConstraints cA=TRUE\)'
+# With client_verify_depth 1 (the default) the leaf must be signed by ca.crt
+# itself: the intermediate the client sends is not used.
+check_nomatch "the intermediate is not in client_ca_file" \
+  "$(certtool -i --infile "$PKI/ca.crt" 2>/dev/null)" 'intermediate'
+refused 127.0.0.1:$P4 "$T/agent.log" chain 'needs more than client_verify_depth = 1 certificate below'
+refused 127.0.0.1:$P4 "$T/agent.log" chainleaf 'not issued by the client CA set'
+# Weak keys and signatures, each next to a control that differs only there.
+refused 127.0.0.1:$P4 "$T/agent.log" rsa1024 'key is RSA 1024 bits; at least 2048 needed'
+signs_in 127.0.0.1:$P4 "$T/agent.log" rsa2048
+refused 127.0.0.1:$P4 "$T/agent.log" sha1 'signed with [A-Z-]*SHA1; SHA-1 and weaker are not accepted'
+signs_in 127.0.0.1:$P4 "$T/agent.log" sha256
+
+# client_verify_depth = 2: one intermediate the client sends may stand between
+# the leaf and ca.crt; without it the leaf still does not chain.
+P8=$(free_port)
+VERIFY_DEPTH=2 write_config "$T/agent-depth2.ini" "127.0.0.1:$P8" "127.0.0.1/32"
+start_agent "$T/agent-depth2.ini" "$T/agent-depth2.log" || fail "agent with client_verify_depth = 2 starts"
+signs_in 127.0.0.1:$P8 "$T/agent-depth2.log" chain
+refused 127.0.0.1:$P8 "$T/agent-depth2.log" chainleaf 'not issued by the client CA set'
+refused 127.0.0.1:$P8 "$T/agent-depth2.log" caleaf 'CA certificate'
+signs_in 127.0.0.1:$P8 "$T/agent-depth2.log" alice
+
 # No certificate inside the range: the form.
 check_eq "no certificate -> the form" "$(page_kind "$(get_login 127.0.0.1:$P4 none)")" form
 

@@ -92,6 +92,16 @@ drive "$C" "$PW\n" auth dave
 check_eq "dave (pwdReset): password_must_change" "$(code)" password_must_change
 drive "$C" "" lookup nobody-here
 check_nomatch "lookup unknown user: not ok" "$(code)" '^ok$'
+# A lookup is exact up to ASCII case; slapd's caseIgnoreMatch finds alice for
+# all of these, but only the first two are alice's own name.
+for u in ALICE Alice; do
+  drive "$C" "" lookup "$u"
+  check_eq "lookup '$u': alice, the directory's spelling" "$(j '[.code,.profile.username]|join(" ")')" "ok alice"
+done
+for u in $'\xef\xbd\x81lice' 'alice ' ' alice'; do
+  drive "$C" "" lookup "$u"
+  check_eq "lookup '$u' (found only by folding): not_found" "$(code)" not_found
+done
 
 echo "== empty password and NUL never reach the wire"
 m=$(log_mark "$LOG")

@@ -323,6 +323,7 @@ static void test_valid_full(void **state)
 	assert_int_equal(c->https.n_ranges, 3);
 	assert_int_equal(c->https.ranges[2].prefix, 32);
 	assert_int_equal(c->https.cert_username, CFG_CERTNAME_CN);
+	assert_int_equal(c->https.client_verify_depth, 1);	/* the default */
 	assert_non_null(c->https.crl_file);
 	assert_string_equal(c->hub.host, "hub.example.test");
 	assert_int_equal(c->hub.port, 9443);
@@ -450,6 +451,10 @@ static void test_types_and_ranges(void **state)
 		{ "ldap", "type = novell\n", "use one of ad | openldap" },
 		{ "ldap", "groups = all\n", "use one of none | direct | recursive" },
 		{ "https", "cert_username = uid\n", "use one of cn | upn | email" },
+		{ "https", "client_verify_depth = 0\n", "out of range" },
+		{ "https", "client_verify_depth = 9\n", "out of range" },
+		{ "https", "client_verify_depth = two\n", "not a whole number" },
+		{ "https", "client_verify_depth = -1\n", "not a whole number" },
 	};
 	struct cfg *c = NULL;
 
@@ -459,6 +464,13 @@ static void test_types_and_ranges(void **state)
 		assert_errors_contain(bad[i].what);
 		assert_int_equal(count_lines(errs), 1);
 	}
+	/* Both ends of client_verify_depth are accepted and kept. */
+	assert_int_equal(load_with("https", "client_verify_depth = 8\n", &c), 0);
+	assert_int_equal(c->https.client_verify_depth, 8);
+	cfg_free(c);
+	assert_int_equal(load_with("https", "client_verify_depth = 1\n", &c), 0);
+	assert_int_equal(c->https.client_verify_depth, 1);
+	cfg_free(c);
 	assert_int_equal(load("[agent]\nlog_level = verbose\n", 0, &c), -EINVAL);
 	assert_error_at(2, "use one of error | warn | info | debug");
 	assert_int_equal(load("[agent]\nname = has space\n", 0, &c), -EINVAL);

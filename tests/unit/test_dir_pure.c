@@ -109,12 +109,57 @@ static void test_64k_linear(void **state)
 	free(in);
 }
 
+static void test_ascii_caseeq(void **state)
+{
+	(void)state;
+	assert_true(dir_ascii_caseeq("alice", 5, "ALICE", 5));
+	assert_true(dir_ascii_caseeq("Alice-1_x", 9, "aLICE-1_X", 9));
+	assert_false(dir_ascii_caseeq("alice", 5, "alic", 4));
+	assert_false(dir_ascii_caseeq("alice", 5, "alicf", 5));
+	/* Only A..Z fold: '@' and '`' sit next to them, 0x40 and 0x60. */
+	assert_false(dir_ascii_caseeq("@", 1, "`", 1));
+	assert_false(dir_ascii_caseeq("[", 1, "{", 1));
+	/* Non-ASCII letters compare as bytes: no Unicode or locale folding. */
+	assert_false(dir_ascii_caseeq("\xc3\xa4", 2, "\xc3\x84", 2));	/* ä, Ä */
+	assert_false(dir_ascii_caseeq("\xef\xbd\x81lice", 7, "alice", 5));
+	assert_false(dir_ascii_caseeq("i", 1, "\xc4\xb0", 2));		/* i, İ */
+	assert_true(dir_ascii_caseeq("\xc3\xa4X", 3, "\xc3\xa4x", 3));
+}
+
+static void test_name_pick(void **state)
+{
+	struct berval a = { 5, (char *)"alice" }, up = { 5, (char *)"ALICE" },
+		      fw = { 7, (char *)"\xef\xbd\x81lice" }, sp = { 6, (char *)"alice " },
+		      other = { 6, (char *)"asmith" }, nul = { 6, (char *)"alice\0" };
+	struct berval *one[] = { &a }, *folded[] = { &fw, &sp, &nul },
+		      *multi[] = { &other, &up, &a }, *gaps[] = { NULL, &other, &up };
+
+	(void)state;
+	assert_int_equal(dir_name_pick(one, 1, "alice"), 0);
+	assert_int_equal(dir_name_pick(one, 1, "Alice"), 0);
+	assert_int_equal(dir_name_pick(one, 1, "ALICE"), 0);
+	/* What only the directory's matching rule equates is no match. */
+	assert_int_equal(dir_name_pick(one, 1, "\xef\xbd\x81lice"), -1);
+	assert_int_equal(dir_name_pick(one, 1, "alice "), -1);
+	assert_int_equal(dir_name_pick(one, 1, "al ice"), -1);
+	assert_int_equal(dir_name_pick(folded, 3, "alice"), -1);
+	assert_int_equal(dir_name_pick(one, 0, "alice"), -1);
+	assert_int_equal(dir_name_pick(NULL, 0, "alice"), -1);
+	/* Every value counts; the byte-equal one wins over a case variant. */
+	assert_int_equal(dir_name_pick(multi, 3, "alice"), 2);
+	assert_int_equal(dir_name_pick(multi, 3, "Alice"), 1);
+	assert_int_equal(dir_name_pick(multi, 3, "ASMITH"), 0);
+	assert_int_equal(dir_name_pick(gaps, 3, "alice"), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8_next),
 		cmocka_unit_test(test_utf16le),
 		cmocka_unit_test(test_64k_linear),
+		cmocka_unit_test(test_ascii_caseeq),
+		cmocka_unit_test(test_name_pick),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
