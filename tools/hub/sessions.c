@@ -76,10 +76,13 @@ const char *hub_session_login(struct hub *h, const char *agent, json_t *msg)
 	s = pending_for(h, agent, id);
 	if (!s)
 		return "unknown_session";
-	s->done = true;
-	s->login = json_incref(msg);
-	/* The agent's request id belongs to the link, not to the session. */
+	/* A shallow copy without the agent's request id: that belongs to the
+	 * link, not to the session (and the caller still reads it from MSG). */
+	s->login = json_copy(msg);
+	if (!s->login)
+		return "internal";
 	json_object_del(s->login, "id");
+	s->done = true;
 	cfg_log(CFG_LOG_INFO, "hub: session %.8s… done (%s) by agent %s", s->id, method, agent);
 	return NULL;
 }
