@@ -5,6 +5,8 @@ frames on purpose.  Standard library only.  Every operation has a timeout.
 
   hub_ws.py agent HOST PORT CA TOKEN SCENARIO   (fake agent against dirbridge-hub)
   hub_ws.py hub PORT CERT KEY TOKEN             (fake hub for a real agent)
+  hub_ws.py hub-limits PORT CERT KEY TOKEN      (oversized upgrade response, then a
+                                                 hub that never answers session_check)
 
 Prints one line per observation; the shell script decides PASS/FAIL.
 """
@@ -193,8 +195,10 @@ class FakeHub:
         self.srv.listen(8)
         self.token = token
 
-    def accept(self, timeout=40):
-        """The next agent that presents the right token, after its hello."""
+    def accept(self, timeout=40, pad=0):
+        """The next agent that presents the right token, after its hello.  PAD
+        bytes of extra headers go into the 101; None when the agent closed the
+        connection instead of sending hello."""
         self.srv.settimeout(timeout)
         while True:
             raw, _ = self.srv.accept()
@@ -218,11 +222,18 @@ class FakeHub:
                 print("refused-token", flush=True)
                 continue
             acc = base64.b64encode(hashlib.sha1(hdrs["sec-websocket-key"].encode() + GUID).digest())
+            extra = b"".join(b"X-Pad-%04d: %s\r\n" % (i, b"p" * 100) for i in range(pad // 114))
             s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n" +
+                      extra + b"\r\n")
             ws = WS(s, False)
             ws.buf = head.split(b"\r\n\r\n", 1)[1]
-            op, data = ws.recv_msg()
+            try:
+                op, data = ws.recv_msg()
+            except (EOFError, ConnectionError, ssl.SSLError, OSError):
+                if pad:
+                    return None
+                raise
             hello = json.loads(data)
             print("hello", hello.get("type"), hello.get("agent"), hello.get("public_url"), flush=True)
             return ws
@@ -305,12 +316,38 @@ def fake_hub(port, cert, key, token):
     print("result g2", "ok" if got.get("g2", {}).get("ok") else got.get("g2"), flush=True)
 
 
+def fake_hub_limits(port, cert, key, token):
+    hub = FakeHub(port, cert, key, token)
+    # A 101 with 20 KiB of headers: over the agent's 16 KiB limit.
+    ws = hub.accept(pad=20 << 10)
+    print("upgrade 20k", "refused" if ws is None else "accepted", flush=True)
+    # Within the limit (15 KiB) the agent goes on as usual.
+    ws = hub.accept(pad=15 << 10)
+    print("upgrade 15k", "refused" if ws is None else "accepted", flush=True)
+    if ws is None:
+        return
+    # Never answer session_check: the agent must give up on its own.
+    ws.s.settimeout(60)
+    try:
+        while True:
+            op, data = ws.recv_msg()
+            if op == 8:
+                break
+            m = json.loads(data)
+            if m.get("type") == "session_check":
+                print("session_check", m.get("session"), "unanswered", flush=True)
+    except (EOFError, ConnectionError, ssl.SSLError, OSError):
+        pass
+
+
 def main():
     mode = sys.argv[1]
     if mode == "agent":
         fake_agent(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
     elif mode == "hub":
         fake_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+    elif mode == "hub-limits":
+        fake_hub_limits(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         sys.exit("unknown mode")
 
