@@ -29,7 +29,8 @@ front_hub_start() {
 # write_config FILE LISTEN RANGES [CRL]: an agent.ini for the shared slapd and
 # the script's hub, started here when it is not running yet (env
 # CERT_USERNAME and USER_ATTR change how certificates map to users,
-# AGENT_NAME the agent's name; the hub binds sessions to that name).
+# AGENT_NAME the agent's name: the hub binds sessions to that name, and
+# PUBLIC_URL its [https] public_url).
 write_config() {
   local f=$1 listen=$2 ranges=$3 crl=${4-$PKI/ca.crl}
   printf '%s\n' 'Svc-Passw0rd!' >"$T/bind.password"; chmod 600 "$T/bind.password"
@@ -53,7 +54,7 @@ timeout_ms = 5000
 
 [https]
 listen = $listen
-public_url = https://localhost/
+public_url = ${PUBLIC_URL:-https://localhost/}
 cert_file = $T/server.pem
 key_file = $T/server.key
 client_ca_file = $PKI/ca.crt

@@ -1,8 +1,9 @@
 #!/bin/bash
 # The agent against a fake hub (tests/integration/hub_ws.py hub-limits): a 101
 # upgrade response over 16 KiB of headers is refused (one within the limit is
-# taken), and a hub that never answers session_check gets the browser a 503
-# "unavailable" page after the agent's own timeout, with no directory work.
+# taken); a hub that never answers session_check gets the browser a 503
+# "unavailable" page after the agent's own timeout, with no directory work;
+# a login the hub refuses gets 410, one it accepts the success page.
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/hub_lib.sh"
 
@@ -33,6 +34,25 @@ check_match "unanswered session_check: the unavailable page" "$(cat "$T/page.htm
 check_nomatch "unanswered session_check: no form" "$(cat "$T/page.html")" 'name="password"'
 check_match "the fake hub saw the session_check" "$(cat "$T/fake.out")" "^session_check $S unanswered$"
 check_nomatch "no directory work for it" "$(cat "$T/agent.log")" "login: session|certificate refused|password login"
+# The hub says the session is pending, then refuses the login (it completed
+# elsewhere meanwhile): the browser gets 410, never "signed in".
+client_cert alice
+cert=(--cert "$T/pki/alice.pem" --key "$T/pki/alice.key")
+S=bbbb456789abcdef0123456789abcdef
+code=$(curl -s -m 30 --cacert "$T/pki/ca.pem" "${cert[@]}" -o "$T/page.html" -w '%{http_code}' \
+    "https://127.0.0.1:$HTTPS_PORT/login?session=$S")
+check_eq "login refused by the hub: 410" "$code" 410
+check_match "login refused by the hub: the no-longer-valid page" "$(cat "$T/page.html")" 'id="gone"'
+check_nomatch "login refused by the hub: never signed in" "$(cat "$T/page.html")" 'id="result"'
+check_match "the hub saw the login" "$(cat "$T/fake.out")" "^login $S certificate refused$"
+check_match "the agent logged the refusal" "$(cat "$T/agent.log")" \
+  "hub refused \(unknown_session\) the login of alice for session $S"
+# The same flow with the hub's ok: signed in.
+S=aaaa456789abcdef0123456789abcdef
+page=$(curl -s -m 30 --cacert "$T/pki/ca.pem" "${cert[@]}" "https://127.0.0.1:$HTTPS_PORT/login?session=$S")
+check_match "login accepted by the hub: signed in" "$page" 'id="result"'
+check_match "the hub saw alice's login" "$(cat "$T/fake.out")" "^login $S certificate alice ok$"
+
 check "agent still running" kill -0 $AGENT_PID
 kill -TERM $AGENT_PID; wait $AGENT_PID; rc=$?
 check_eq "agent exits 0 on SIGTERM" "$rc" 0

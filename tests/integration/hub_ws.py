@@ -5,8 +5,8 @@ frames on purpose.  Standard library only.  Every operation has a timeout.
 
   hub_ws.py agent HOST PORT CA TOKEN SCENARIO   (fake agent against dirbridge-hub)
   hub_ws.py hub PORT CERT KEY TOKEN             (fake hub for a real agent)
-  hub_ws.py hub-limits PORT CERT KEY TOKEN      (oversized upgrade response, then a
-                                                 hub that never answers session_check)
+  hub_ws.py hub-limits PORT CERT KEY TOKEN      (oversized upgrade response, then
+                                                 scripted session_check / login answers)
 
 Prints one line per observation; the shell script decides PASS/FAIL.
 """
@@ -326,7 +326,9 @@ def fake_hub_limits(port, cert, key, token):
     print("upgrade 15k", "refused" if ws is None else "accepted", flush=True)
     if ws is None:
         return
-    # Never answer session_check: the agent must give up on its own.
+    # Sessions starting "0" never get an answer to session_check (the agent
+    # must give up on its own); others are pending, and their login is
+    # accepted when they start "a", refused as unknown_session otherwise.
     ws.s.settimeout(60)
     try:
         while True:
@@ -334,8 +336,19 @@ def fake_hub_limits(port, cert, key, token):
             if op == 8:
                 break
             m = json.loads(data)
-            if m.get("type") == "session_check":
-                print("session_check", m.get("session"), "unanswered", flush=True)
+            sid = str(m.get("session"))
+            if m.get("type") == "session_check" and sid.startswith("0"):
+                print("session_check", sid, "unanswered", flush=True)
+            elif m.get("type") == "session_check":
+                print("session_check", sid, "ok", flush=True)
+                ws.send_json({"type": "result", "id": m.get("id"), "ok": True})
+            elif m.get("type") == "login" and sid.startswith("a"):
+                print("login", sid, m.get("method"), m.get("profile", {}).get("username"), "ok", flush=True)
+                ws.send_json({"type": "result", "id": m.get("id"), "ok": True})
+            elif m.get("type") == "login":
+                print("login", sid, m.get("method"), "refused", flush=True)
+                ws.send_json({"type": "result", "id": m.get("id"), "ok": False,
+                              "error": "unknown_session"})
     except (EOFError, ConnectionError, ssl.SSLError, OSError):
         pass
 
