@@ -154,6 +154,24 @@ def fake_agent(host, port, ca, token, scenario):
                 ws.send_json({"type": "result", "id": m.get("id", ""), "ok": False,
                               "error": "bad_request"})
         return
+    if scenario == "sessions":
+        # session_check and login from an agent the session SID was not made for.
+        sid = sys.argv[7]
+        ws.send_json(hello)
+        msgs = [{"type": "session_check", "id": "c1"},
+                {"type": "session_check", "id": "c2", "session": "nope"},
+                {"type": "session_check", "session": sid},
+                {"type": "session_check", "id": "c3", "session": sid},
+                {"type": "login", "id": "l1", "session": sid, "method": "password",
+                 "profile": {"username": "x"}},
+                {"type": "login", "id": "l2", "session": sid, "method": "magic", "profile": {}}]
+        for m in msgs:
+            ws.send_json(m)
+        got = FakeHub.results(ws, ["c1", "c2", "c3", "l1", "l2"], timeout=10)
+        for i in ("c1", "c2", "c3", "l1", "l2"):
+            m = got.get(i)
+            print("result", i, "missing" if m is None else "ok" if m.get("ok") else m.get("error"))
+        return
     if scenario == "before-hello":
         ws.send_json({"type": "result", "id": "1", "ok": True})
     elif scenario == "empty":
