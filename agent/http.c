@@ -331,6 +331,27 @@ int page_form(struct buf *b, const char *session, const char *csrf, const char *
 	return ret;
 }
 
+int page_notice(struct buf *b, const char *id, const char *title, const char *msg)
+{
+	int ret = page_head(b, title);
+
+	if (ret == 0)
+		ret = buf_printf(b, "<h1 id=\"");
+	if (ret == 0)
+		ret = buf_html(b, id);
+	if (ret == 0)
+		ret = buf_printf(b, "\">");
+	if (ret == 0)
+		ret = buf_html(b, title);
+	if (ret == 0)
+		ret = buf_printf(b, "</h1><p class=\"msg bad\" role=\"alert\" id=\"message\">");
+	if (ret == 0)
+		ret = buf_html(b, msg);
+	if (ret == 0)
+		ret = buf_printf(b, "</p><footer>dirbridge</footer></main></body></html>\n");
+	return ret;
+}
+
 int page_success(struct buf *b, const char *username, const char *method)
 {
 	int ret = page_head(b, "Signed in");

@@ -40,7 +40,9 @@
 enum conn_state {
 	C_HANDSHAKE,		/* TLS handshake in progress */
 	C_READ_REQUEST,		/* reading (or waiting for) a request */
+	C_CHECK_SESSION,	/* asking the hub whether the session is pending here */
 	C_WAIT_DIRECTORY,	/* a directory request is in flight */
+	C_REPORT_LOGIN,		/* the login is reported; waiting for the hub's ok */
 	C_WRITE_RESPONSE,	/* response queued, waiting for the writes */
 	C_LINGER,		/* shut down our side, discarding input until EOF */
 	C_CLOSED,		/* handles closing; freed when nothing refers to it */
@@ -91,6 +93,9 @@ struct conn {
 	/* Password path: kept until the directory answers, then wiped. */
 	char *username, *password, *session;
 	size_t password_len;
+	/* A login waiting for the hub's ok: the directory's name for the user. */
+	char *signed_in;
+	const char *method;
 	struct tls_client_cert cert;
 	struct conn *prev, *next;
 	char rbuf[16384];
@@ -155,6 +160,7 @@ static void conn_unref(struct conn *c)
 	buf_wipe(&c->req.ctype);
 	free(c->username);
 	free(c->session);
+	free(c->signed_in);
 	if (c->password) {
 		explicit_bzero(c->password, c->password_len);
 		free(c->password);
@@ -284,7 +290,8 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 		}
 	}
 	conn_run(c);
-	if (c->eof && c->state != C_CLOSED && c->state != C_WAIT_DIRECTORY &&
+	if (c->eof && c->state != C_CLOSED && c->state != C_CHECK_SESSION &&
+	    c->state != C_WAIT_DIRECTORY && c->state != C_REPORT_LOGIN &&
 	    c->state != C_WRITE_RESPONSE)
 		conn_set_state(c, C_CLOSED);
 }
@@ -342,15 +349,20 @@ static void conn_set_state(struct conn *c, enum conn_state st)
 		req_reset(&c->req);
 		free(c->session);
 		free(c->username);
-		c->session = c->username = NULL;
+		free(c->signed_in);
+		c->session = c->username = c->signed_in = NULL;
+		c->method = NULL;
 		memset(&c->cert, 0, sizeof(c->cert));
 		http_parser_init(&c->parser, HTTP_REQUEST);
 		c->parser.data = c;
 		uv_timer_start(&c->timer, on_timeout, IDLE_MS, 0);
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 		break;
+	case C_CHECK_SESSION:
 	case C_WAIT_DIRECTORY:
-		/* The directory bounds its own requests (timeout_ms). */
+	case C_REPORT_LOGIN:
+		/* The directory bounds its own requests (timeout_ms), the tunnel
+		 * its requests to the hub (CALLS_TIMEOUT_MS, or the link drops). */
 		uv_timer_stop(&c->timer);
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		break;
@@ -480,17 +492,96 @@ static void respond_form(struct conn *c, unsigned status, const char *session,
 
 static const char MSG_BAD_LINK[] =
 	"This sign-in link is not valid. Start again from the application.";
+static const char MSG_GONE[] =
+	"This sign-in link is no longer valid. Start again from the application.";
 static const char MSG_FAILED[] = "The username or password is incorrect, or the account cannot sign in.";
 static const char MSG_EXPIRED[] = "The sign-in form expired. Please try again.";
 static const char MSG_UNAVAILABLE[] = "Sign-in is unavailable right now. Please try again shortly.";
 static const char MSG_TOO_MANY[] = "Too many attempts; try again later.";
 static const char MSG_CERT[] = "Your certificate could not be used. Sign in with your password.";
 
+/* A page with a message and no form. */
+static void respond_notice(struct conn *c, unsigned status, const char *id, const char *title,
+			   const char *msg)
+{
+	struct buf b = { 0 };
+
+	if (page_notice(&b, id, title, msg) < 0)
+		buf_wipe(&b);
+	respond_page(c, status, &b);
+}
+
+/* A session the hub does not hold for us: never a form, never directory work. */
+static void respond_gone(struct conn *c)
+{
+	respond_notice(c, 410, "gone", "Sign-in link expired", MSG_GONE);
+}
+
+static void respond_unavailable(struct conn *c)
+{
+	respond_notice(c, 503, "unavailable", "Sign-in unavailable", MSG_UNAVAILABLE);
+}
+
 static void log_cert_refusal(struct conn *c, const char *why)
 {
 	cfg_log(CFG_LOG_WARN, "https: %s: client certificate refused: %s (serial %s, issuer \"%s\", sha256 %s)",
 		c->peer, why, c->cert.serial[0] ? c->cert.serial : "?",
 		c->cert.issuer[0] ? c->cert.issuer : "?", c->cert.sha256[0] ? c->cert.sha256 : "?");
+}
+
+static void login_counted(struct conn *c, bool ok)
+{
+	struct https_metrics *m = &c->srv->m;
+	bool cert = strcmp(c->method, "certificate") == 0;
+
+	if (ok)
+		(*(cert ? &m->logins_cert_ok : &m->logins_pw_ok))++;
+	else
+		(*(cert ? &m->logins_cert_fail : &m->logins_pw_fail))++;
+}
+
+static void on_login_reported(void *arg, enum agent_answer answer)
+{
+	struct conn *c = arg;
+	struct buf b = { 0 };
+
+	if (c->state != C_REPORT_LOGIN) {
+		conn_unref(c);
+		return;
+	}
+	login_counted(c, answer == AGENT_ANSWER_OK);
+	if (answer == AGENT_ANSWER_OK) {
+		cfg_log(CFG_LOG_INFO, "https: %s: hub accepted the login of %s for session %s",
+			c->peer, c->signed_in, c->session);
+		if (page_success(&b, c->signed_in, c->method) < 0)
+			buf_wipe(&b);
+		respond_page(c, 200, &b);
+	} else {
+		cfg_log(CFG_LOG_WARN, "https: %s: hub %s the login of %s for session %s", c->peer,
+			answer == AGENT_ANSWER_UNKNOWN_SESSION ? "refused (unknown_session)"
+							       : "did not confirm",
+			c->signed_in, c->session);
+		if (answer == AGENT_ANSWER_UNKNOWN_SESSION)
+			respond_gone(c);
+		else
+			respond_unavailable(c);
+	}
+	conn_unref(c);
+}
+
+/* Reports L to the hub; the browser hears "signed in" only once the hub said
+ * ok (on_login_reported). */
+static void report_login(struct conn *c, const struct agent_login *l)
+{
+	c->method = l->method;
+	c->signed_in = strdup(l->profile->username);
+	c->refs++;
+	conn_set_state(c, C_REPORT_LOGIN);
+	if (!c->signed_in || agent_report_login(l, on_login_reported, c) < 0) {
+		c->refs--;
+		login_counted(c, false);
+		respond_unavailable(c);
+	}
 }
 
 static void on_lookup(void *arg, int err, const struct dir_profile *p)
@@ -504,13 +595,8 @@ static void on_lookup(void *arg, int err, const struct dir_profile *p)
 	}
 	if (err == 0 && p && !p->disabled) {
 		struct agent_login l = { c->session, "certificate", p, &c->cert };
-		struct buf b = { 0 };
 
-		h->m.logins_cert_ok++;
-		agent_report_login(&l);
-		if (page_success(&b, p->username, "certificate") < 0)
-			buf_wipe(&b);
-		respond_page(c, 200, &b);
+		report_login(c, &l);
 	} else {
 		h->m.logins_cert_fail++;
 		log_cert_refusal(c, err == 0 ? "directory user is disabled" :
@@ -522,17 +608,71 @@ static void on_lookup(void *arg, int err, const struct dir_profile *p)
 	conn_unref(c);
 }
 
+static void login_get_checked(struct conn *c);
+static void login_post_checked(struct conn *c);
+
+static void on_session_checked(void *arg, enum agent_answer answer)
+{
+	struct conn *c = arg;
+
+	if (c->state != C_CHECK_SESSION) {
+		conn_unref(c);
+		return;
+	}
+	if (answer == AGENT_ANSWER_OK) {
+		if (c->parser.method == HTTP_POST)
+			login_post_checked(c);
+		else
+			login_get_checked(c);
+	} else if (answer == AGENT_ANSWER_UNKNOWN_SESSION) {
+		cfg_log(CFG_LOG_INFO, "https: %s: session %s is not pending for this agent; sign-in link refused",
+			c->peer, c->session);
+		respond_gone(c);
+	} else {
+		cfg_log(CFG_LOG_WARN, "https: %s: hub did not answer about session %s", c->peer,
+			c->session);
+		respond_unavailable(c);
+	}
+	conn_unref(c);
+}
+
+/* Before anything else (a form, a certificate, the directory) the hub must
+ * say c->session is one it made for us and still waits on: otherwise the form
+ * would check passwords for anybody who makes up an id. */
+static void check_session(struct conn *c)
+{
+	c->refs++;
+	conn_set_state(c, C_CHECK_SESSION);
+	if (agent_check_session(c->session, on_session_checked, c) < 0) {
+		c->refs--;
+		cfg_log(CFG_LOG_WARN, "https: %s: hub not connected; sign-in for session %s unavailable",
+			c->peer, c->session);
+		respond_unavailable(c);
+	}
+}
+
 static void route_login_get(struct conn *c, const char *session)
+{
+	if (!session || !session_id_valid(session)) {
+		respond_notice(c, 400, "gone", "Sign-in link not valid", MSG_BAD_LINK);
+		return;
+	}
+	c->session = strdup(session);
+	if (!c->session) {
+		respond_unavailable(c);
+		return;
+	}
+	check_session(c);
+}
+
+/* GET /login for a session the hub confirmed: the certificate, else the form. */
+static void login_get_checked(struct conn *c)
 {
 	struct https *h = c->srv;
 	int ret;
 
-	if (!session || !session_id_valid(session)) {
-		respond_form(c, 400, NULL, NULL, MSG_BAD_LINK);
-		return;
-	}
 	if (!c->cert_requested) {
-		respond_form(c, 200, session, NULL, NULL);
+		respond_form(c, 200, c->session, NULL, NULL);
 		return;
 	}
 	ret = tls_server_client_cert(c->tls, (enum tls_certname)h->cfg->https.cert_username, &c->cert);
@@ -541,14 +681,13 @@ static void route_login_get(struct conn *c, const char *session)
 			h->m.logins_cert_fail++;
 			log_cert_refusal(c, ret < 0 ? c->cert.reason : "name is not a valid username");
 		}
-		respond_form(c, 200, session, NULL, c->cert.present ? MSG_CERT : NULL);
+		respond_form(c, 200, c->session, NULL, c->cert.present ? MSG_CERT : NULL);
 		return;
 	}
-	c->session = strdup(session);
-	if (!c->session || !h->dir || dir_lookup(h->dir, c->cert.username, on_lookup, c) < 0) {
+	if (!h->dir || dir_lookup(h->dir, c->cert.username, on_lookup, c) < 0) {
 		h->m.logins_cert_fail++;
 		log_cert_refusal(c, "directory request failed");
-		respond_form(c, 200, session, NULL, MSG_UNAVAILABLE);
+		respond_form(c, 200, c->session, NULL, MSG_UNAVAILABLE);
 		return;
 	}
 	c->refs++;
@@ -577,13 +716,8 @@ static void on_authenticate(void *arg, int err, const struct dir_profile *p)
 	}
 	if (err == 0 && p) {
 		struct agent_login l = { c->session, "password", p, NULL };
-		struct buf b = { 0 };
 
-		h->m.logins_pw_ok++;
-		agent_report_login(&l);
-		if (page_success(&b, p->username, "password") < 0)
-			buf_wipe(&b);
-		respond_page(c, 200, &b);
+		report_login(c, &l);
 	} else {
 		h->m.logins_pw_fail++;
 		cfg_log(CFG_LOG_INFO, "https: %s: password login for \"%s\" refused: %s", c->peer,
@@ -598,7 +732,32 @@ static void on_authenticate(void *arg, int err, const struct dir_profile *p)
 	conn_unref(c);
 }
 
+/* The body of a POST /login may hold a password. */
+static void wipe_body(struct conn *c)
+{
+	if (c->req.body.p)
+		explicit_bzero(c->req.body.p, c->req.body.cap);
+}
+
+/* POST /login: the session first (check_session), then login_post_checked. */
 static void route_login_post(struct conn *c)
+{
+	const char *body = c->req.body.p ? c->req.body.p : "";
+	size_t blen = c->req.body.len;
+
+	if (!c->req.ctype.p ||
+	    strncasecmp(c->req.ctype.p, "application/x-www-form-urlencoded", 33) != 0 ||
+	    (c->req.ctype.p[33] != '\0' && c->req.ctype.p[33] != ';') ||
+	    form_get(body, blen, "session", &c->session, NULL) < 0 || !session_id_valid(c->session)) {
+		wipe_body(c);
+		respond_notice(c, 400, "gone", "Sign-in link not valid", MSG_BAD_LINK);
+		return;
+	}
+	check_session(c);
+}
+
+/* The password form of a session the hub confirmed. */
+static void login_post_checked(struct conn *c)
 {
 	struct https *h = c->srv;
 	const char *body = c->req.body.p ? c->req.body.p : "";
@@ -606,18 +765,9 @@ static void route_login_post(struct conn *c)
 	char *csrf = NULL;
 	int ret;
 
-	if (!c->req.ctype.p ||
-	    strncasecmp(c->req.ctype.p, "application/x-www-form-urlencoded", 33) != 0 ||
-	    (c->req.ctype.p[33] != '\0' && c->req.ctype.p[33] != ';')) {
-		respond_form(c, 400, NULL, NULL, MSG_BAD_LINK);
-		return;
-	}
-	if (form_get(body, blen, "session", &c->session, NULL) < 0 || !session_id_valid(c->session)) {
-		respond_form(c, 400, NULL, NULL, MSG_BAD_LINK);
-		return;
-	}
 	if (form_get(body, blen, "csrf", &csrf, NULL) < 0 || !csrf_check(c->session, csrf)) {
 		free(csrf);
+		wipe_body(c);
 		respond_form(c, 403, c->session, NULL, MSG_EXPIRED);
 		return;
 	}
@@ -625,8 +775,7 @@ static void route_login_post(struct conn *c)
 	ret = form_get(body, blen, "username", &c->username, NULL);
 	if (ret == 0)
 		ret = form_get(body, blen, "password", &c->password, &c->password_len);
-	/* The body held the password too. */
-	explicit_bzero(c->req.body.p, c->req.body.cap);
+	wipe_body(c);
 	if (ret < 0 || !dir_username_valid(c->username, strlen(c->username)) || c->password_len == 0) {
 		wipe_password(c);
 		h->m.logins_pw_fail++;

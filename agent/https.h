@@ -74,6 +74,9 @@ bool session_id_valid(const char *id);
 int page_form(struct buf *b, const char *session, const char *csrf, const char *username,
 	      const char *msg);
 int page_success(struct buf *b, const char *username, const char *method);
+/* A page with a heading (element id ID) and a message, and no form: for
+ * sign-in links that cannot be used. */
+int page_notice(struct buf *b, const char *id, const char *title, const char *msg);
 /* The stylesheet served at /static/login.css. */
 extern const char page_css[];
 extern const size_t page_css_len;

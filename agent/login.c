@@ -1,5 +1,5 @@
 /*
- * Completed logins go to the hub as `login` messages through the tunnel; see
+ * Session checks and completed logins go to the hub through the tunnel; see
  * tunnel.h.  The log line names the session, method, user and certificate,
  * never a password.
  */
@@ -7,7 +7,12 @@
 #include "agent/tunnel.h"
 #include "config/cfg.h"
 
-void agent_report_login(const struct agent_login *l)
+int agent_check_session(const char *session, agent_answer_cb cb, void *arg)
+{
+	return agent_tunnel_session_check(agent_tunnel_current(), session, cb, arg);
+}
+
+int agent_report_login(const struct agent_login *l, agent_answer_cb cb, void *arg)
 {
 	if (l->cert)
 		cfg_log(CFG_LOG_INFO, "login: session %s method %s user %s dn \"%s\" cert serial %s issuer \"%s\" sha256 %s",
@@ -16,9 +21,9 @@ void agent_report_login(const struct agent_login *l)
 	else
 		cfg_log(CFG_LOG_INFO, "login: session %s method %s user %s dn \"%s\"", l->session,
 			l->method, l->profile->username, l->profile->dn);
-	agent_tunnel_login(agent_tunnel_current(), l->session, l->method, l->profile,
-			   l->cert ? l->cert->serial : NULL, l->cert ? l->cert->issuer : NULL,
-			   l->cert ? l->cert->sha256 : NULL);
+	return agent_tunnel_login(agent_tunnel_current(), l->session, l->method, l->profile,
+				  l->cert ? l->cert->serial : NULL, l->cert ? l->cert->issuer : NULL,
+				  l->cert ? l->cert->sha256 : NULL, cb, arg);
 }
 
 bool agent_hub_connected(void)

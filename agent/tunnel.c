@@ -103,6 +103,7 @@ struct agent_tunnel {
 	size_t inflight;
 	uint64_t open_ms, ping_ms;
 	bool awaiting_pong;
+	struct calls calls;	/* our session_check / login requests awaiting a result */
 	char host[256], port[8], path[1024];
 	char accept[32];	/* the Sec-WebSocket-Accept we expect */
 	void (*done)(void *arg);
@@ -358,6 +359,9 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 			(unsigned long long)(up / 1000));
 		if (up >= TUNNEL_STABLE_S * 1000u)
 			t->attempt = 0;
+		/* Their answers could only come on this link: the browsers waiting
+		 * for them are told now rather than at the timeout. */
+		calls_fail_all(&t->calls);
 	}
 	switch (st) {
 	case T_RESOLVING:
@@ -447,6 +451,9 @@ static void on_timer(uv_timer_t *timer)
 			tun_set_state(t, T_RESOLVING);
 		break;
 	case T_OPEN:
+		calls_expire(&t->calls, now);
+		if (t->state != T_OPEN)
+			break;
 		if (t->awaiting_pong && now - t->ping_ms > TUNNEL_PONG_S * 1000u) {
 			tun_fail(t, CFG_LOG_WARN, "hub: no pong within %d s; link is dead", TUNNEL_PONG_S);
 		} else if (!t->awaiting_pong && now - t->ping_ms >= TUNNEL_PING_S * 1000u) {
@@ -720,8 +727,14 @@ static void upgrade_read(struct agent_tunnel *t)
 			tun_fail(t, CFG_LOG_WARN, "hub: connection closed during the upgrade");
 			return;
 		}
-		l->resp.total += (size_t)n;
 		used = http_parser_execute(&l->parser, &resp_settings, buf, (size_t)n);
+		/* Only what the parser consumed is the response; frames that came
+		 * with it are not, however they are split into records. */
+		l->resp.total += used;
+		if (l->resp.total > RESPONSE_MAX) {
+			tun_fail(t, CFG_LOG_ERROR, "hub: upgrade response over %u bytes", RESPONSE_MAX);
+			return;
+		}
 		if (l->resp.done) {
 			if (used < (size_t)n) {
 				l->early_len = (size_t)n - used;
@@ -735,7 +748,7 @@ static void upgrade_read(struct agent_tunnel *t)
 			upgrade_done(t);
 			return;
 		}
-		if (HTTP_PARSER_ERRNO(&l->parser) != HPE_OK || l->resp.total > RESPONSE_MAX) {
+		if (HTTP_PARSER_ERRNO(&l->parser) != HPE_OK) {
 			tun_fail(t, CFG_LOG_ERROR, "hub: malformed upgrade response");
 			return;
 		}
@@ -985,7 +998,7 @@ static void wipe_field(json_t *m, const char *name)
 static int dispatch(struct agent_tunnel *t, const char *type, json_t *m, struct treq *r)
 {
 	const char *user, *pw, *old_pw, *query;
-	size_t pw_len, old_len, limit;
+	size_t pw_len = 0, old_len = 0, limit = 0;
 
 	user = field(m, "username", NULL);
 	if (strcmp(type, "authenticate") == 0) {
@@ -1054,6 +1067,13 @@ static void on_text(struct agent_tunnel *t, const uint8_t *msg, size_t len)
 	if (!id || !id_valid(id)) {
 		/* Without an id there is no way to answer; the link itself is fine. */
 		cfg_log(CFG_LOG_WARN, "hub: a request without a valid id ignored");
+		goto out;
+	}
+	if (strcmp(type, "result") == 0) {
+		/* An answer to one of our own requests; a late one (after its
+		 * timeout) finds nobody waiting. */
+		if (!calls_answer(&t->calls, m))
+			cfg_log(CFG_LOG_DEBUG, "hub: result for no pending request %s dropped", id);
 		goto out;
 	}
 	if (t->inflight >= TUNNEL_MAX_INFLIGHT) {
@@ -1278,6 +1298,7 @@ void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *ar
 		tls_bye(l->tls);
 	}
 	t->state = T_STOPPED;
+	calls_fail_all(&t->calls);
 	t->done = done;
 	t->done_arg = arg;
 	link_drop(t);
@@ -1297,9 +1318,46 @@ bool agent_tunnel_connected(const struct agent_tunnel *t)
 	return t && t->state == T_OPEN;
 }
 
+/* Sends M (taken) as a request of our own, with a fresh id, whose answer goes
+ * to CB.  CB is not called when this fails. */
+static int call_start(struct agent_tunnel *t, json_t *m, agent_answer_cb cb, void *arg)
+{
+	char id[sizeof(((struct call *)0)->id)];
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = calls_add(&t->calls, uv_now(t->loop), cb, arg, id);
+	if (rc < 0) {
+		if (rc == -EBUSY)
+			cfg_log(CFG_LOG_WARN, "hub: %u requests to the hub unanswered; refusing more",
+				CALLS_MAX);
+		json_decref(m);
+		return rc;
+	}
+	if (json_object_set_new(m, "id", json_string(id)) < 0) {
+		calls_forget(&t->calls, id);
+		json_decref(m);
+		return -ENOMEM;
+	}
+	rc = send_json(t, m);
+	if (rc < 0)
+		calls_forget(&t->calls, id);
+	return rc;
+}
+
+int agent_tunnel_session_check(struct agent_tunnel *t, const char *session, agent_answer_cb cb,
+			       void *arg)
+{
+	if (!agent_tunnel_connected(t))
+		return -ENOTCONN;
+	return call_start(t, json_pack("{s:s, s:s}", "type", "session_check", "session", session),
+			  cb, arg);
+}
+
 int agent_tunnel_login(struct agent_tunnel *t, const char *session, const char *method,
 		       const struct dir_profile *p, const char *serial, const char *issuer,
-		       const char *sha256)
+		       const char *sha256, agent_answer_cb cb, void *arg)
 {
 	json_t *cert = NULL;
 
@@ -1313,7 +1371,7 @@ int agent_tunnel_login(struct agent_tunnel *t, const char *session, const char *
 	if (serial)
 		cert = json_pack("{s:s, s:s?, s:s?}", "serial", serial, "issuer", issuer,
 				 "sha256", sha256);
-	return send_json(t, json_pack("{s:s, s:s, s:s, s:o, s:o?}", "type", "login",
+	return call_start(t, json_pack("{s:s, s:s, s:s, s:o, s:o?}", "type", "login",
 		"session", session, "method", method, "profile", profile_json(p),
-		"certificate", cert));
+		"certificate", cert), cb, arg);
 }

@@ -4,7 +4,8 @@
  * capped exponential backoff and full jitter whenever it drops.  Requests from
  * the hub are served through the directory (ldap/dir.h) with at most
  * TUNNEL_MAX_INFLIGHT in flight; their results go back on the link they came
- * from, or nowhere.
+ * from, or nowhere.  The agent's own requests (calls.h) are answered on the
+ * link they went out on, or fail when it drops.
  */
 #ifndef DIRBRIDGE_AGENT_TUNNEL_H
 #define DIRBRIDGE_AGENT_TUNNEL_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#include "agent/calls.h"
 #include "config/cfg.h"
 #include "ldap/dir.h"
 
@@ -43,11 +45,16 @@ void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *ar
 struct agent_tunnel *agent_tunnel_current(void);
 /* Whether the WebSocket is open and hello was sent. */
 bool agent_tunnel_connected(const struct agent_tunnel *t);
-/* Sends a `login` message.  SERIAL, ISSUER and SHA256 are NULL for password
- * logins.  -ENOTCONN when the hub is not connected: the login is not queued
- * for a later link. */
+/* Asks the hub whether SESSION is pending for this agent (`session_check`).
+ * CB gets the answer, or UNAVAILABLE when the link drops or no answer came
+ * within CALLS_TIMEOUT_MS.  -ENOTCONN (or -EBUSY, -ENOMEM) and CB is never
+ * called when the request cannot go out: nothing is queued for a later link. */
+int agent_tunnel_session_check(struct agent_tunnel *t, const char *session, agent_answer_cb cb,
+			       void *arg);
+/* Sends a `login` message and hands the hub's answer to CB, as above.
+ * SERIAL, ISSUER and SHA256 are NULL for password logins. */
 int agent_tunnel_login(struct agent_tunnel *t, const char *session, const char *method,
 		       const struct dir_profile *p, const char *serial, const char *issuer,
-		       const char *sha256);
+		       const char *sha256, agent_answer_cb cb, void *arg);
 
 #endif

@@ -95,6 +95,9 @@ cat <<MSG
 
   Sign in:      $login_url
                 (the server certificate is signed by $D/pki/server-ca.pem)
+                A link signs in once, within 10 minutes; after that the agent
+                answers 410 "no longer valid".  A new one:
+                curl -s -X POST http://127.0.0.1:$API_PORT/v1/sessions
   Demo user:    alice   password: Passw0rd!
   Client cert:  $D/alice.p12   (PKCS#12 password: demo-p12-pass)
                 curl --cacert $D/pki/server-ca.pem --cert-type P12 \\

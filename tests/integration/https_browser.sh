@@ -31,19 +31,20 @@ browse() {  # browse HOME MODE URL SHOT ARGS...
     node "$ROOT/tests/browser_signin.js" "$@" 2>&1
 }
 
-out=$(browse "$T/home-plain" password "https://127.0.0.1:$P/login?session=b1" "$T/password.png" alice 'Passw0rd!')
+B1=$(new_session); B2=$(new_session); B3=$(new_session)
+out=$(browse "$T/home-plain" password "https://127.0.0.1:$P/login?session=$B1" "$T/password.png" alice 'Passw0rd!')
 check_match "password sign-in in Chromium shows the success page" "$out" '^RESULT You are signed in USER alice$'
 sleep 0.2
-check_match "password login reported for session b1" "$(cat "$T/agent.log")" 'login: session b1 method password user alice'
-out=$(browse "$T/home-plain" password "https://127.0.0.1:$P/login?session=b3" "$T/wrong.png" alice 'nope')
+check_match "password login reported for the session" "$(cat "$T/agent.log")" "login: session $B1 method password user alice"
+out=$(browse "$T/home-plain" password "https://127.0.0.1:$P/login?session=$B3" "$T/wrong.png" alice 'nope')
 check_match "wrong password in Chromium: the form with a message" "$out" '^RESULT The username or password is incorrect'
 
-out=$(browse "$T/home-alice" certificate "https://127.0.0.1:$P/login?session=b2" "$T/certificate.png" \
+out=$(browse "$T/home-alice" certificate "https://127.0.0.1:$P/login?session=$B2" "$T/certificate.png" \
       "dirbridge test client CA")
 check_match "certificate sign-in in Chromium without a password" "$out" '^RESULT You are signed in USER alice$'
 sleep 0.2
-check_match "certificate login reported for session b2" "$(cat "$T/agent.log")" \
-  'login: session b2 method certificate user alice'
+check_match "certificate login reported for the session" "$(cat "$T/agent.log")" \
+  "login: session $B2 method certificate user alice"
 for s in password-form password wrong certificate; do
   check "screenshot $s.png written" test -s "$T/$s.png"
 done

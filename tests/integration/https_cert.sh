@@ -16,8 +16,9 @@ page=$(get_login 127.0.0.1:$P4 alice)
 check_eq "valid certificate (alice) -> signed in" "$(page_kind "$page")" success
 check_match "success page names the user" "$page" 'id="user">alice<'
 sleep 0.2
-check_match "login reported for session s1 as alice by certificate" "$(cat "$T/agent.log")" \
-  'login: session s1 method certificate user alice .*serial [0-9a-f]+ .*sha256 [0-9a-f]{64}'
+check_match "login reported for the hub's session as alice by certificate" "$(cat "$T/agent.log")" \
+  "login: session $(cat "$T/last_session") method certificate user alice .*serial [0-9a-f]+ .*sha256 [0-9a-f]{64}"
+check_eq "the hub has that session done" "$(session_state "$(cat "$T/last_session")")" done
 check_eq "valid certificate (bob) -> signed in" "$(page_kind "$(get_login 127.0.0.1:$P4 bob)")" success
 
 # Every refused shape gets the form, never a login.
@@ -121,14 +122,14 @@ check_eq "::1 (outside the IPv4 ranges) with alice -> the form" "$(page_kind "$p
 req() { echo | timeout 10 gnutls-cli --verbose --x509cafile "$CA" -p "$2" "$1" 2>&1 | grep -c "Server has requested a certificate"; }
 check_eq "inside the range the server requests a certificate" "$(req 127.0.0.1 $P4)" 1
 check_eq "on ::1 (outside) no CertificateRequest is sent" "$(req ::1 $P6)" 0
-python3 - "$P4" "$CA" >"$T/py.out" 2>&1 <<'PY'
+python3 - "$P4" "$CA" "$(new_session)" >"$T/py.out" 2>&1 <<'PY'
 import socket, ssl, sys
 # TLS 1.2 so that a CertificateRequest would be visible before Finished: with
 # the client certificate loaded, the server would receive it only if asked.
 ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.maximum_version = ssl.TLSVersion.TLSv1_2
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.2", 0))
 t = ctx.wrap_socket(s, server_hostname="127.0.0.1")
-t.sendall(b"GET /login?session=s2 HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n")
+t.sendall(b"GET /login?session=" + sys.argv[3].encode() + b" HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\nConnection: close\r\n\r\n")
 d = b""
 while True:
     x = t.recv(65536)
@@ -156,7 +157,7 @@ for mode in email upn; do
     "$(page_kind "$(get_login 127.0.0.1:$P7 $mode)")" success
   sleep 0.2
   check_match "cert_username=$mode: logged in as alice's entry, not the CN" "$(cat "$T/agent-$mode.log")" \
-    'login: session s1 method certificate user alice@example.test dn "uid=alice,'
+    "login: session $SESSION_RE method certificate user alice@example.test dn \"uid=alice,"
   check_eq "cert_username=$mode: a certificate without that name gets the form" \
     "$(page_kind "$(get_login 127.0.0.1:$P7 alice)")" form
 done
@@ -168,11 +169,12 @@ check_match "two rfc822Names: refusal logged" "$(cat "$T/agent-email2.log")" 're
 
 # A resumed session (gnutls-cli sends the request on the resumed connection
 # only) is checked again and still logs in; nothing was cached from the first.
-out=$(echo -e "GET /login?session=r1 HTTP/1.0\r\n\r\n" | timeout 15 gnutls-cli --resume --x509cafile "$CA" \
+S=$(new_session)
+out=$(echo -e "GET /login?session=$S HTTP/1.0\r\n\r\n" | timeout 15 gnutls-cli --resume --x509cafile "$CA" \
       --x509certfile "$PKI/alice.crt" --x509keyfile "$PKI/alice.key" -p "$P4" 127.0.0.1 2>&1)
 check_match "gnutls-cli resumes the session" "$out" "This is a resumed session"
 sleep 0.2
-n1=$(grep -c "login: session r1 method certificate user alice" "$T/agent.log")
+n1=$(grep -c "login: session $S method certificate user alice" "$T/agent.log")
 check_eq "the resumed session completed a login for alice" "$n1" 1
 check_match "metrics count the resumed handshake" \
   "$(curl -s --cacert "$CA" https://127.0.0.1:$P4/metrics)" 'dirbridge_tls_handshakes_total\{result="resumed"\} [1-9]'

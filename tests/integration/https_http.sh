@@ -13,8 +13,13 @@ start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit
 U=https://127.0.0.1:$P
 c() { curl -s --max-time 10 --cacert "$CA" "$@"; }
 
-# ---- the form and its headers
-hdr=$(c -D - -o "$T/form.html" "$U/login?session=s1")
+# form_csrf SESSION: the CSRF token in SESSION's form.
+form_csrf() { c "$U/login?session=$1" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p'; }
+
+# ---- the form and its headers (for a session the hub made)
+S1=$(new_session)
+check_match "the hub made a session" "$S1" "^$SESSION_RE\$"
+hdr=$(c -D - -o "$T/form.html" "$U/login?session=$S1")
 form=$(cat "$T/form.html")
 check_match "form: 200" "$hdr" '^HTTP/1.1 200'
 for h in 'Content-Security-Policy: default-src .none.' 'Strict-Transport-Security: max-age=' \
@@ -27,34 +32,49 @@ check_nomatch "form loads nothing external" "$form" '(src|href)="(https?:)?//'
 check_match "stylesheet served" "$(c -D - "$U/static/login.css")" 'Content-Type: text/css'
 csrf=$(sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' <<<"$form")
 check_match "form carries a CSRF token" "$csrf" '^[0-9]+\.[0-9a-f]{64}$'
-check_eq "no session in the link: still the form" "$(page_kind "$(c "$U/login")")" form
-check_match "a hostile session id is not echoed" "$(c "$U/login?session=%3Cscript%3E")" 'name="session" value=""'
+check_match "no session in the link: 400" "$(c -D - -o "$T/none.html" "$U/login")" '^HTTP/1.1 400'
+check_eq "no session in the link: the invalid-link page, no form" "$(page_kind "$(cat "$T/none.html")")" gone
+page=$(c "$U/login?session=%3Cscript%3E")
+check_nomatch "a hostile session id is not echoed" "$page" '<script'
+check_eq "a hostile session id: no form" "$(page_kind "$page")" gone
 
 # ---- password path against the real directory
 post() { c -o "$T/post.html" -w '%{http_code}' --data-urlencode "session=$1" --data-urlencode "csrf=$2" \
          --data-urlencode "username=$3" --data-urlencode "password=$4" "$U/login"; }
-check_eq "alice with the right password: 200" "$(post s1 "$csrf" alice 'Passw0rd!')" 200
+check_eq "alice with the right password: 200" "$(post $S1 "$csrf" alice 'Passw0rd!')" 200
 check_eq "alice with the right password: success page" "$(page_kind "$(cat "$T/post.html")")" success
-sleep 0.2
-check_match "password login reported for session s1" "$(cat "$T/agent.log")" 'login: session s1 method password user alice'
+check_eq "the hub has the session done when the success page is shown" "$(session_state $S1)" done
+check_match "password login reported for the session" "$(cat "$T/agent.log")" "login: session $S1 method password user alice"
 check_nomatch "the password never reaches the log" "$(cat "$T/agent.log")" 'Passw0rd'
-check_eq "wrong password: 401" "$(post s1 "$csrf" alice 'wrong')" 401
+
+# ---- a session signed in once is gone: no second login, no form
+check_eq "replayed POST: 410" "$(post $S1 "$csrf" alice 'Passw0rd!')" 410
+check_eq "replayed POST: the no-longer-valid page" "$(page_kind "$(cat "$T/post.html")")" gone
+check_match "replayed GET: 410" "$(c -D - -o "$T/replay.html" "$U/login?session=$S1")" '^HTTP/1.1 410'
+check_eq "replayed GET: no form" "$(page_kind "$(cat "$T/replay.html")")" gone
+check_eq "one login reported for the session, not two" \
+  "$(grep -c "login: session $S1 method" "$T/agent.log")" 1
+
+# ---- failures keep the session pending
+S1=$(new_session); csrf=$(form_csrf $S1)
+check_match "a second session's form carries a CSRF token" "$csrf" '^[0-9]+\.[0-9a-f]{64}$'
+check_eq "wrong password: 401" "$(post $S1 "$csrf" alice 'wrong')" 401
 check_eq "wrong password: the form again" "$(page_kind "$(cat "$T/post.html")")" form
 check_match "wrong password: generic message" "$(cat "$T/post.html")" 'role="alert"'
-check_eq "unknown user: 401" "$(post s1 "$csrf" nobody 'Passw0rd!')" 401
-check_eq "locked user (carol): 401" "$(post s1 "$csrf" carol 'Passw0rd!')" 401
-check_eq "empty password: 401" "$(post s1 "$csrf" alice '')" 401
-check_eq "filter injection as username: 401" "$(post s1 "$csrf" '*)(uid=*' 'Passw0rd!')" 401
-check_eq "CSRF token of another session: 403" "$(post s2 "$csrf" alice 'Passw0rd!')" 403
+check_eq "unknown user: 401" "$(post $S1 "$csrf" nobody 'Passw0rd!')" 401
+check_eq "locked user (carol): 401" "$(post $S1 "$csrf" carol 'Passw0rd!')" 401
+check_eq "empty password: 401" "$(post $S1 "$csrf" alice '')" 401
+check_eq "filter injection as username: 401" "$(post $S1 "$csrf" '*)(uid=*' 'Passw0rd!')" 401
+check_eq "CSRF token of another session: 403" "$(post "$(new_session)" "$csrf" alice 'Passw0rd!')" 403
 check_eq "CSRF token of another session: the form" "$(page_kind "$(cat "$T/post.html")")" form
-check_eq "no CSRF token: 403" "$(post s1 '' alice 'Passw0rd!')" 403
-check_eq "forged CSRF token: 403" "$(post s1 "9999999999.$(printf '%064d' 0)" alice 'Passw0rd!')" 403
-post s1 "$csrf" 'a&b<x' 'x' >/dev/null
+check_eq "no CSRF token: 403" "$(post $S1 '' alice 'Passw0rd!')" 403
+check_eq "forged CSRF token: 403" "$(post $S1 "9999999999.$(printf '%064d' 0)" alice 'Passw0rd!')" 403
+post $S1 "$csrf" 'a&b<x' 'x' >/dev/null
 check_nomatch "no raw markup from the username is echoed" "$(cat "$T/post.html")" '<x'
-code=$(post s1 "$csrf" 'o&rsquo' 'x'); page=$(cat "$T/post.html")
+code=$(post $S1 "$csrf" 'o&rsquo' 'x'); page=$(cat "$T/post.html")
 check_match "a username echoed into the form is escaped" "$page" 'value="o&amp;rsquo"'
 check_eq "GET /login with X-Forwarded-For from outside: form" "$(page_kind "$(c -H 'X-Forwarded-For: 127.0.0.2' \
-  --cert "$PKI/alice.crt" --key "$PKI/alice.key" "$U/login?session=s1")")" form
+  --cert "$PKI/alice.crt" --key "$PKI/alice.key" "$U/login?session=$S1")")" form
 
 # ---- health and metrics
 hz=$(c -w ' %{http_code}' "$U/healthz")
@@ -92,7 +112,7 @@ bad "too many headers" "431 Request Header Fields Too Large" \
   "GET /healthz HTTP/1.1\r\n$(for i in $(seq 80); do printf 'X-%d: a\\r\\n' "$i"; done)\r\n"
 bad "oversized body" "413 Payload Too Large" 'POST /login HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n'
 bad "garbage request line" "400 Bad Request" 'HELLO\r\n\r\n'
-check_match "after all that the server still serves" "$(c -D - -o /dev/null "$U/login?session=s1")" '^HTTP/1.1 200'
+check_match "after all that the server still serves" "$(c -D - -o /dev/null "$U/login?session=$S1")" '^HTTP/1.1 200'
 
 # ---- slowloris: 700 connections (more than the cap) held open, half of them
 # TLS with a request that never ends; real clients keep being served.
@@ -102,7 +122,7 @@ for i in $(seq 50); do grep -q opened "$T/slow.out" && break; sleep 0.2; done
 check_match "slowloris connections opened" "$(cat "$T/slow.out")" 'opened [0-9]{3}'
 ok=0; slow=0
 for i in $(seq 10); do
-  r=$(c -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 "$U/login?session=s1")
+  r=$(c -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 "$U/login?session=$S1")
   [ "${r%% *}" = 200 ] && ok=$((ok + 1))
   awk -v t="${r#* }" 'BEGIN{exit !(t > 2)}' && slow=$((slow + 1))
   sleep 0.3

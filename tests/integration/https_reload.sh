@@ -64,14 +64,14 @@ check_eq "after a refused reload sign-in still works" "$(page_kind "$(get_login 
 
 # A new CRL that revokes alice takes effect for new handshakes, also for a
 # session resumed from a ticket issued before the reload.
-python3 - "$P" "$CA" "$PKI/alice.crt" "$PKI/alice.key" "$T/go2" >"$T/resume.out" 2>&1 <<'PY' &
+python3 - "$P" "$CA" "$PKI/alice.crt" "$PKI/alice.key" "$T/go2" "$(new_session)" "$(new_session)" >"$T/resume.out" 2>&1 <<'PY' &
 import os, socket, ssl, sys, time
 ctx = ssl.create_default_context(cafile=sys.argv[2])
 ctx.load_cert_chain(sys.argv[3], sys.argv[4])
-def get(session=None):
+def get(sid, session=None):
     t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10),
                         server_hostname="127.0.0.1", session=session)
-    t.sendall(b"GET /login?session=rs HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    t.sendall(b"GET /login?session=" + sid.encode() + b" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
     d = b""
     while True:
         x = t.recv(65536)
@@ -79,12 +79,12 @@ def get(session=None):
         d += x
     kind = "success" if b'id="result"' in d else "form" if b'name="password"' in d else "other"
     return t, kind
-t, kind = get()
+t, kind = get(sys.argv[6])
 print("first", kind, flush=True)
 for _ in range(200):
     if os.path.exists(sys.argv[5]): break
     time.sleep(0.1)
-t2, kind = get(t.session)
+t2, kind = get(sys.argv[7], t.session)
 print("resumed" if t2.session_reused else "full", kind, flush=True)
 PY
 RES=$!; bg_track $RES

@@ -44,6 +44,13 @@ check_match "session login_url on the agent's public_url" "$r" '^200 .*"login_ur
 sid=$(cut -d' ' -f2- <<<"$r" | json 'j["session"]')
 r=$(api GET /v1/sessions/$sid); check_match "new session pending" "$r" '^200 .*"pending"'
 r=$(api GET /v1/sessions/00000000000000000000000000000000); check_match "unknown session 404" "$r" '^404 '
+out=$(timeout 30 python3 "$HUB_WS" agent 127.0.0.1 $HUB_PORT "$T/pki/ca.pem" "$TOKEN" sessions "$sid" 2>&1)
+check_match "session_check without a session: bad_request" "$out" '^result c1 bad_request$'
+check_match "session_check for a session never issued: unknown_session" "$out" '^result c2 unknown_session$'
+check_match "session_check for another agent's session: unknown_session" "$out" '^result c3 unknown_session$'
+check_match "login for another agent's session: unknown_session" "$out" '^result l1 unknown_session$'
+check_match "login with an unknown method: bad_request" "$out" '^result l2 bad_request$'
+r=$(api GET /v1/sessions/$sid); check_match "another agent's login leaves the session pending" "$r" '^200 .*"pending"'
 
 for s in before-hello empty bad-json binary huge missing-fields wrong-types no-type bad-result; do
   out=$(timeout 60 python3 "$HUB_WS" agent 127.0.0.1 $HUB_PORT "$T/pki/ca.pem" "$TOKEN" $s 2>&1)

@@ -5,6 +5,8 @@ frames on purpose.  Standard library only.  Every operation has a timeout.
 
   hub_ws.py agent HOST PORT CA TOKEN SCENARIO   (fake agent against dirbridge-hub)
   hub_ws.py hub PORT CERT KEY TOKEN             (fake hub for a real agent)
+  hub_ws.py hub-limits PORT CERT KEY TOKEN      (oversized upgrade response, then
+                                                 scripted session_check / login answers)
 
 Prints one line per observation; the shell script decides PASS/FAIL.
 """
@@ -152,6 +154,24 @@ def fake_agent(host, port, ca, token, scenario):
                 ws.send_json({"type": "result", "id": m.get("id", ""), "ok": False,
                               "error": "bad_request"})
         return
+    if scenario == "sessions":
+        # session_check and login from an agent the session SID was not made for.
+        sid = sys.argv[7]
+        ws.send_json(hello)
+        msgs = [{"type": "session_check", "id": "c1"},
+                {"type": "session_check", "id": "c2", "session": "nope"},
+                {"type": "session_check", "session": sid},
+                {"type": "session_check", "id": "c3", "session": sid},
+                {"type": "login", "id": "l1", "session": sid, "method": "password",
+                 "profile": {"username": "x"}},
+                {"type": "login", "id": "l2", "session": sid, "method": "magic", "profile": {}}]
+        for m in msgs:
+            ws.send_json(m)
+        got = FakeHub.results(ws, ["c1", "c2", "c3", "l1", "l2"], timeout=10)
+        for i in ("c1", "c2", "c3", "l1", "l2"):
+            m = got.get(i)
+            print("result", i, "missing" if m is None else "ok" if m.get("ok") else m.get("error"))
+        return
     if scenario == "before-hello":
         ws.send_json({"type": "result", "id": "1", "ok": True})
     elif scenario == "empty":
@@ -193,8 +213,10 @@ class FakeHub:
         self.srv.listen(8)
         self.token = token
 
-    def accept(self, timeout=40):
-        """The next agent that presents the right token, after its hello."""
+    def accept(self, timeout=40, pad=0):
+        """The next agent that presents the right token, after its hello.  PAD
+        bytes of extra headers go into the 101; None when the agent closed the
+        connection instead of sending hello."""
         self.srv.settimeout(timeout)
         while True:
             raw, _ = self.srv.accept()
@@ -218,11 +240,18 @@ class FakeHub:
                 print("refused-token", flush=True)
                 continue
             acc = base64.b64encode(hashlib.sha1(hdrs["sec-websocket-key"].encode() + GUID).digest())
+            extra = b"".join(b"X-Pad-%04d: %s\r\n" % (i, b"p" * 100) for i in range(pad // 114))
             s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n" +
+                      extra + b"\r\n")
             ws = WS(s, False)
             ws.buf = head.split(b"\r\n\r\n", 1)[1]
-            op, data = ws.recv_msg()
+            try:
+                op, data = ws.recv_msg()
+            except (EOFError, ConnectionError, ssl.SSLError, OSError):
+                if pad:
+                    return None
+                raise
             hello = json.loads(data)
             print("hello", hello.get("type"), hello.get("agent"), hello.get("public_url"), flush=True)
             return ws
@@ -305,12 +334,51 @@ def fake_hub(port, cert, key, token):
     print("result g2", "ok" if got.get("g2", {}).get("ok") else got.get("g2"), flush=True)
 
 
+def fake_hub_limits(port, cert, key, token):
+    hub = FakeHub(port, cert, key, token)
+    # A 101 with 20 KiB of headers: over the agent's 16 KiB limit.
+    ws = hub.accept(pad=20 << 10)
+    print("upgrade 20k", "refused" if ws is None else "accepted", flush=True)
+    # Within the limit (15 KiB) the agent goes on as usual.
+    ws = hub.accept(pad=15 << 10)
+    print("upgrade 15k", "refused" if ws is None else "accepted", flush=True)
+    if ws is None:
+        return
+    # Sessions starting "0" never get an answer to session_check (the agent
+    # must give up on its own); others are pending, and their login is
+    # accepted when they start "a", refused as unknown_session otherwise.
+    ws.s.settimeout(60)
+    try:
+        while True:
+            op, data = ws.recv_msg()
+            if op == 8:
+                break
+            m = json.loads(data)
+            sid = str(m.get("session"))
+            if m.get("type") == "session_check" and sid.startswith("0"):
+                print("session_check", sid, "unanswered", flush=True)
+            elif m.get("type") == "session_check":
+                print("session_check", sid, "ok", flush=True)
+                ws.send_json({"type": "result", "id": m.get("id"), "ok": True})
+            elif m.get("type") == "login" and sid.startswith("a"):
+                print("login", sid, m.get("method"), m.get("profile", {}).get("username"), "ok", flush=True)
+                ws.send_json({"type": "result", "id": m.get("id"), "ok": True})
+            elif m.get("type") == "login":
+                print("login", sid, m.get("method"), "refused", flush=True)
+                ws.send_json({"type": "result", "id": m.get("id"), "ok": False,
+                              "error": "unknown_session"})
+    except (EOFError, ConnectionError, ssl.SSLError, OSError):
+        pass
+
+
 def main():
     mode = sys.argv[1]
     if mode == "agent":
         fake_agent(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
     elif mode == "hub":
         fake_hub(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+    elif mode == "hub-limits":
+        fake_hub_limits(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:
         sys.exit("unknown mode")
 

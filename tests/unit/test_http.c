@@ -123,6 +123,14 @@ static void test_escaping(void **state)
 	assert_non_null(strstr(b.p, "&lt;b&gt;"));
 	assert_null(strstr(b.p, "<b>"));
 	buf_wipe(&b);
+	/* The notice page: escaped, and never a form to type a password into. */
+	assert_int_equal(page_notice(&b, "gone\"", "<T>", "m&<"), 0);
+	assert_non_null(strstr(b.p, "<h1 id=\"gone&quot;\">&lt;T&gt;</h1>"));
+	assert_non_null(strstr(b.p, "<title>&lt;T&gt;</title>"));
+	assert_non_null(strstr(b.p, "id=\"message\">m&amp;&lt;</p>"));
+	assert_null(strstr(b.p, "<form"));
+	assert_null(strstr(b.p, "<input"));
+	buf_wipe(&b);
 }
 
 static void test_buf_growth(void **state)

@@ -658,6 +658,36 @@ static void on_result(struct hub_agent *a, json_t *m)
 	cfg_log(CFG_LOG_DEBUG, "hub: agent %s: result for unknown id dropped", a->name);
 }
 
+/* Queues M (taken) for agent A.  Used for answers to the agent's own requests;
+ * hub_request() sends the hub's. */
+static int agent_send(struct hub_agent *a, json_t *m)
+{
+	struct wslay_event_msg wm = { WSLAY_TEXT_FRAME, NULL, 0 };
+	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(m);
+	if (!text)
+		return -ENOMEM;
+	wm.msg = (const uint8_t *)text;
+	wm.msg_length = strlen(text);
+	rc = wslay_event_queue_msg(a->ws, &wm);
+	free(text);
+	if (rc != 0)
+		return -EPIPE;
+	agent_flush(a);
+	return 0;
+}
+
+void hub_agent_answer(struct hub_agent *a, const char *id, const char *err)
+{
+	if (err)
+		agent_send(a, json_pack("{s:s, s:s, s:b, s:s}", "type", "result", "id", id, "ok", 0,
+					"error", err));
+	else
+		agent_send(a, json_pack("{s:s, s:s, s:b}", "type", "result", "id", id, "ok", 1));
+}
+
 static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
 		   void *ud)
 {
@@ -683,10 +713,8 @@ static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 		ws_fail(a, 1008, "message before hello");
 	} else if (strcmp(type, "result") == 0) {
 		on_result(a, j);
-	} else if (strcmp(type, "login") == 0) {
-		if (!hub_session_login(a->hub, a->name, j))
-			cfg_log(CFG_LOG_WARN, "hub: agent %s: login for no pending session of its own",
-				a->name);
+	} else if (strcmp(type, "session_check") == 0 || strcmp(type, "login") == 0) {
+		hub_session_message(a->hub, a, type, j);
 	} else {
 		/* Newer agents may send more; ignoring unknown types keeps them working. */
 		cfg_log(CFG_LOG_DEBUG, "hub: agent %s: unknown message type ignored", a->name);

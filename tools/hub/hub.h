@@ -80,6 +80,9 @@ void hub_request_cancel(struct hub_req *r);
 const struct hub_agent *hub_pick_front(struct hub *h);
 const char *hub_agent_name(const struct hub_agent *a);
 const char *hub_agent_public_url(const struct hub_agent *a);
+/* Answers agent A's own request ID with a `result`: ok when ERR is NULL, else
+ * ok false with ERR. */
+void hub_agent_answer(struct hub_agent *a, const char *id, const char *err);
 json_t *hub_agents_json(const struct hub *h);
 /* Once a second: request deadlines, heartbeats, stalled handshakes. */
 void hub_agents_tick(struct hub *h, uint64_t now_ms);
@@ -95,9 +98,15 @@ void hub_api_close_all(struct hub *h);
 /* A new pending session bound to agent NAME; NULL when full. */
 struct hub_session *hub_session_new(struct hub *h, const char *agent);
 struct hub_session *hub_session_find(struct hub *h, const char *id);
-/* Handles an agent's `login` message; false when it names no pending session
- * that agent created. */
-bool hub_session_login(struct hub *h, const char *agent, json_t *msg);
+/* Whether session ID is pending for agent AGENT: made for it, not completed,
+ * not expired (`session_check`). */
+bool hub_session_pending(struct hub *h, const char *agent, const char *id);
+/* Handles an agent's `login` message: NULL when it completed the session, else
+ * the error code for the agent (`bad_request`, or `unknown_session` when it
+ * names no session pending for that agent). */
+const char *hub_session_login(struct hub *h, const char *agent, json_t *msg);
+/* An agent's `session_check` or `login` (TYPE) message M from agent A. */
+void hub_session_message(struct hub *h, struct hub_agent *a, const char *type, json_t *m);
 void hub_sessions_tick(struct hub *h, time_t now);
 void hub_sessions_free(struct hub *h);
 

@@ -1,6 +1,7 @@
 /*
  * Sign-in sessions: POST /v1/sessions creates one bound to the agent whose
- * front-facing URL it hands out; that agent's `login` message completes it.
+ * front-facing URL it hands out; that agent's `login` message completes it,
+ * and only that agent hears "pending" from `session_check` until then.
  * At most HUB_MAX_SESSIONS live at once, each for HUB_SESSION_TTL_S.
  */
 #include <stdlib.h>
@@ -40,7 +41,24 @@ struct hub_session *hub_session_find(struct hub *h, const char *id)
 	return NULL;
 }
 
-bool hub_session_login(struct hub *h, const char *agent, json_t *msg)
+/* The session ID if it is pending for AGENT: made for that agent, not yet
+ * completed, not expired (the sweep runs only once a second). */
+static struct hub_session *pending_for(struct hub *h, const char *agent, const char *id)
+{
+	struct hub_session *s = hub_session_find(h, id);
+
+	if (!s || s->done || strcmp(s->agent, agent) != 0 ||
+	    time(NULL) - s->created >= HUB_SESSION_TTL_S)
+		return NULL;
+	return s;
+}
+
+bool hub_session_pending(struct hub *h, const char *agent, const char *id)
+{
+	return pending_for(h, agent, id) != NULL;
+}
+
+const char *hub_session_login(struct hub *h, const char *agent, json_t *msg)
 {
 	const char *id = json_string_value(json_object_get(msg, "session"));
 	const char *method = json_string_value(json_object_get(msg, "method"));
@@ -49,18 +67,70 @@ bool hub_session_login(struct hub *h, const char *agent, json_t *msg)
 	struct hub_session *s;
 
 	if (!id || !method || !json_is_object(profile) ||
-	    (strcmp(method, "certificate") != 0 && strcmp(method, "password") != 0) ||
+	    (strcmp(method, "certificate") != 0 && strcmp(method, "password") != 0 &&
+	     strcmp(method, "kerberos") != 0) ||
 	    (cert && !json_is_object(cert) && !json_is_null(cert)))
-		return false;
-	s = hub_session_find(h, id);
+		return "bad_request";
 	/* A session completes once, and only through the agent it was sent to: a
 	 * second agent (or a replay) cannot overwrite whose login it was. */
-	if (!s || s->done || strcmp(s->agent, agent) != 0)
-		return false;
+	s = pending_for(h, agent, id);
+	if (!s)
+		return "unknown_session";
+	/* A shallow copy without the agent's request id: that belongs to the
+	 * link, not to the session (and the caller still reads it from MSG). */
+	s->login = json_copy(msg);
+	if (!s->login)
+		return "internal";
+	json_object_del(s->login, "id");
 	s->done = true;
-	s->login = json_incref(msg);
 	cfg_log(CFG_LOG_INFO, "hub: session %.8s… done (%s) by agent %s", s->id, method, agent);
-	return true;
+	return NULL;
+}
+
+/* The id of an agent's request (1..128 printable ASCII), or NULL when it has
+ * none that can be echoed. */
+static const char *request_id(json_t *m)
+{
+	const char *id = json_string_value(json_object_get(m, "id"));
+	size_t n;
+
+	if (!id)
+		return NULL;
+	for (n = 0; id[n]; n++)
+		if (n >= 128 || id[n] < 0x20 || id[n] > 0x7e)
+			return NULL;
+	return n > 0 ? id : NULL;
+}
+
+void hub_session_message(struct hub *h, struct hub_agent *a, const char *type, json_t *m)
+{
+	const char *agent = hub_agent_name(a);
+	const char *id = request_id(m);
+	const char *session, *err;
+
+	if (strcmp(type, "login") == 0) {
+		err = hub_session_login(h, agent, m);
+		if (err)
+			cfg_log(CFG_LOG_WARN, "hub: agent %s: login refused: %s", agent, err);
+		/* A login without an id (older agents) gets no answer. */
+		if (id)
+			hub_agent_answer(a, id, err);
+		return;
+	}
+	if (!id) {
+		cfg_log(CFG_LOG_WARN, "hub: agent %s: %s without a valid id ignored", agent, type);
+		return;
+	}
+	session = json_string_value(json_object_get(m, "session"));
+	if (!session) {
+		hub_agent_answer(a, id, "bad_request");
+	} else if (!hub_session_pending(h, agent, session)) {
+		cfg_log(CFG_LOG_INFO, "hub: agent %s: session_check for no pending session of its own",
+			agent);
+		hub_agent_answer(a, id, "unknown_session");
+	} else {
+		hub_agent_answer(a, id, NULL);
+	}
 }
 
 void hub_sessions_tick(struct hub *h, time_t now)
