@@ -132,6 +132,19 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 			return -1;
 		}
 		switch (r->scan) {
+		case SCAN_START:
+			if (ch == '\r')
+				r->scan = SCAN_START_CR;
+			else if (ch == '\n' || ch == '\0' || ch == ' ' || ch == '\t')
+				goto bad;
+			else
+				r->scan = SCAN_LINE;
+			break;
+		case SCAN_START_CR:
+			if (ch != '\n')
+				goto bad;
+			r->scan = SCAN_START;
+			break;
 		case SCAN_LINE:
 			if (ch == '\r')
 				r->scan = SCAN_CR;

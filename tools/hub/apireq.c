@@ -82,7 +82,7 @@ int hub_query_get(const char *q, size_t len, const char *key, char *out, size_t 
 				if (ch == '%') {
 					int hi, lo;
 
-					if (p + i + 2 >= amp + 1 || (hi = hexval(p[i + 1])) < 0 ||
+					if (p + i + 2 >= amp || (hi = hexval(p[i + 1])) < 0 ||
 					    (lo = hexval(p[i + 2])) < 0)
 						return -1;
 					ch = hi * 16 + lo;
