@@ -1,11 +1,14 @@
 # dirbridge build. `make` builds every program into build/; `make check` installs
 # what is missing, builds with warnings as errors, builds again with ASan+UBSan and
-# runs the whole suite under it against real servers on loopback.
+# runs the whole suite under it against real servers on loopback.  `make fuzz`
+# builds the libFuzzer harnesses into build-fuzz/ with clang and runs each one.
 .DEFAULT_GOAL := all
 .SUFFIXES:
 
 BUILD ?= build
 SAN   ?=
+FUZZ  ?=
+FUZZ_S ?= 60
 VERSION := 0.1.0
 
 # Every dependency through pkg-config; Debian ships these three without a .pc file.
@@ -30,6 +33,12 @@ LDLIBS    = $(PKG_LIBS) $(NOPC_LIBS)
 ifeq ($(SAN),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS    += -fsanitize=address,undefined
+else ifeq ($(FUZZ),1)
+# Every object gets libFuzzer's coverage hooks and the sanitizers; only the
+# harness link pulls in libFuzzer's main.
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+LDFLAGS    += -fsanitize=fuzzer,address,undefined
 else
 CPPFLAGS   += -D_FORTIFY_SOURCE=2
 endif
@@ -55,9 +64,20 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TTOOL_SRC := $(wildcard tests/tools/*.c)
 TTOOL_BIN := $(TTOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
+# Fuzz harnesses: tests/fuzz/fuzz_X.c (defines LLVMFuzzerTestOneInput) is
+# build-fuzz/fuzz/fuzz_X, seeded from tests/fuzz/corpus/X/.  Each links the
+# module archive, libagent.a and an archive of tools/ objects (without their
+# main.c), so a harness pulls in exactly the files it calls.
+FUZZ_BUILD := build-fuzz
+FUZZ_CC    ?= clang
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TOOLS := $(BUILD)/libfuzz-tools.a
+FUZZ_TOOLS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out %/main.c,$(wildcard tools/*/*.c)))
+
 # Objects of tools and tests are kept between builds, not removed as intermediates.
 .SECONDARY:
-.PHONY: all deps check demo bench clean asan
+.PHONY: all deps check demo bench clean asan fuzz fuzz-build fuzz-bins
 all: $(PROGS) $(UNIT_BIN) $(TTOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -90,17 +110,36 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(FUZZ_TOOLS): $(FUZZ_TOOLS_OBJ)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(AGENT_LIB) $(FUZZ_TOOLS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz-bins: $(FUZZ_BIN)
+
 deps:
 	@packaging/deps.sh
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
 
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) FUZZ=1 CC=$(FUZZ_CC) fuzz-bins
+
+# FUZZ_S seconds per harness on a scratch copy of its corpus; a crash input is
+# kept in build-fuzz/crashes/.
+fuzz: deps fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_S)
+
 # The suite runs against the sanitizer build; build/ is still built first so a
-# warning anywhere fails the check.
+# warning anywhere fails the check.  The fuzz harnesses are built too, and the
+# suite runs each for a few seconds (tests/integration/fuzz.sh).
 check: deps
 	$(MAKE) all
 	$(MAKE) asan
+	$(MAKE) fuzz-build
 	tests/run.sh build-asan
 
 demo: deps all
@@ -110,6 +149,6 @@ bench: deps all
 	tests/bench.sh $(BUILD)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -17,6 +17,7 @@
 #include <http_parser.h>
 #include <jansson.h>
 
+#include "agent/http_req.h"
 #include "agent/https.h"
 #include "agent/login.h"
 
@@ -30,10 +31,6 @@
 #define WRITE_MS 15000		/* response fully handed to the kernel */
 #define LINGER_MS 2000		/* reading what the client still sends after we close */
 #define STOP_MS 5000		/* shutdown: in-flight requests get this long */
-#define MAX_HEADER_BYTES 8192
-#define MAX_HEADERS 64
-#define MAX_URL 2048
-#define MAX_BODY 4096		/* the login form is small */
 #define MAX_CIPHERTEXT (64 * 1024)
 #define MAX_PENDING_OUT (256 * 1024)	/* ciphertext produced by one call */
 
@@ -46,28 +43,6 @@ enum conn_state {
 	C_WRITE_RESPONSE,	/* response queued, waiting for the writes */
 	C_LINGER,		/* shut down our side, discarding input until EOF */
 	C_CLOSED,		/* handles closing; freed when nothing refers to it */
-};
-
-/* The header scanner's state: http-parser tolerates bare LF and obs-fold,
- * which are request smuggling shapes, so header bytes are checked first. */
-enum scan_state { SCAN_LINE, SCAN_CR, SCAN_LINE_START, SCAN_END_CR, SCAN_DONE };
-
-enum hdr { H_NONE, H_CONTENT_TYPE };
-
-struct req {
-	struct buf url;
-	struct buf body;
-	struct buf ctype;
-	enum hdr cur;			/* the header whose value is arriving */
-	bool field_done;		/* last callback was a value */
-	char field[32];
-	size_t field_len;
-	bool complete;
-	bool started;
-	unsigned status;		/* error status chosen while parsing */
-	enum scan_state scan;
-	size_t header_bytes;
-	unsigned header_lines;
 };
 
 struct conn {
@@ -324,14 +299,6 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	conn_unref(c);
 }
 
-static void req_reset(struct req *r)
-{
-	buf_wipe(&r->url);
-	buf_wipe(&r->body);
-	buf_wipe(&r->ctype);
-	memset(r, 0, sizeof(*r));
-}
-
 static void conn_set_state(struct conn *c, enum conn_state st)
 {
 	enum conn_state old = c->state;
@@ -345,8 +312,8 @@ static void conn_set_state(struct conn *c, enum conn_state st)
 		break;
 	case C_READ_REQUEST:
 		/* Waiting for the next request is idle time; the request timer
-		 * starts with its first byte (see on_begin). */
-		req_reset(&c->req);
+		 * starts with its first byte (see feed). */
+		http_req_reset(&c->req);
 		free(c->session);
 		free(c->username);
 		free(c->signed_in);
@@ -354,7 +321,7 @@ static void conn_set_state(struct conn *c, enum conn_state st)
 		c->method = NULL;
 		memset(&c->cert, 0, sizeof(c->cert));
 		http_parser_init(&c->parser, HTTP_REQUEST);
-		c->parser.data = c;
+		c->parser.data = &c->req;
 		uv_timer_start(&c->timer, on_timeout, IDLE_MS, 0);
 		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 		break;
@@ -894,168 +861,12 @@ static void dispatch(struct conn *c)
 	}
 }
 
-/* ---- HTTP parsing ----------------------------------------------------------- */
-
-static int on_begin(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	c->req.started = true;
-	return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-
-	if (c->req.url.len + len > MAX_URL) {
-		c->req.status = 414;
-		return -1;
-	}
-	return buf_add(&c->req.url, at, len) < 0 ? -1 : 0;
-}
-
-static int on_field(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-	struct req *r = &c->req;
-
-	if (r->field_done) {
-		r->field_done = false;
-		r->field_len = 0;
-	}
-	if (r->field_len + len < sizeof(r->field))
-		memcpy(r->field + r->field_len, at, len);
-	r->field_len += len;
-	return 0;
-}
-
-static int on_value(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-	struct req *r = &c->req;
-
-	if (!r->field_done) {
-		r->field_done = true;
-		r->cur = H_NONE;
-		if (r->field_len == 12 && strncasecmp(r->field, "content-type", 12) == 0) {
-			if (r->ctype.p) {
-				r->status = 400;	/* two Content-Types: ambiguous */
-				return -1;
-			}
-			r->cur = H_CONTENT_TYPE;
-		}
-	}
-	if (r->cur == H_CONTENT_TYPE) {
-		if (r->ctype.len + len > 256) {
-			r->status = 400;
-			return -1;
-		}
-		return buf_add(&r->ctype, at, len) < 0 ? -1 : 0;
-	}
-	return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	/* http-parser already refuses Transfer-Encoding with Content-Length and
-	 * duplicate Content-Length; a body may only come to POST, small. */
-	if ((p->flags & F_CONTENTLENGTH) && p->content_length > MAX_BODY) {
-		c->req.status = 413;
-		return -1;
-	}
-	if (!c->req.ctype.p)
-		buf_add(&c->req.ctype, "", 0);
-	return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-
-	if (c->req.body.len + len > MAX_BODY) {
-		c->req.status = 413;
-		return -1;
-	}
-	return buf_add(&c->req.body, at, len) < 0 ? -1 : 0;
-}
-
-static int on_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-
-	c->req.complete = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings parser_settings = {
-	.on_message_begin = on_begin,
-	.on_url = on_url,
-	.on_header_field = on_field,
-	.on_header_value = on_value,
-	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_complete,
-};
-
-/* Checks the header section byte by byte before http-parser sees it: CRLF
- * line ends only, no obs-fold, bounded size and count.  Returns how many bytes
- * were header bytes, or -1 with r->status set. */
-static ssize_t scan_headers(struct req *r, const char *data, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len && r->scan != SCAN_DONE; i++) {
-		char ch = data[i];
-
-		if (++r->header_bytes > MAX_HEADER_BYTES) {
-			r->status = 431;
-			return -1;
-		}
-		switch (r->scan) {
-		case SCAN_LINE:
-			if (ch == '\r')
-				r->scan = SCAN_CR;
-			else if (ch == '\n' || ch == '\0')
-				goto bad;
-			break;
-		case SCAN_CR:
-			if (ch != '\n')
-				goto bad;
-			r->scan = SCAN_LINE_START;
-			if (++r->header_lines > MAX_HEADERS) {
-				r->status = 431;
-				return -1;
-			}
-			break;
-		case SCAN_LINE_START:
-			if (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\0')
-				goto bad;
-			r->scan = ch == '\r' ? SCAN_END_CR : SCAN_LINE;
-			break;
-		case SCAN_END_CR:
-			if (ch != '\n')
-				goto bad;
-			r->scan = SCAN_DONE;
-			break;
-		case SCAN_DONE:
-			break;
-		}
-	}
-	return (ssize_t)i;
-bad:
-	r->status = 400;
-	return -1;
-}
 
 /* Feeds plaintext to the parser.  Returns bytes consumed (the rest belongs to
  * a pipelined request), or -1 with an error response already queued. */
 static ssize_t feed(struct conn *c, const char *data, size_t len)
 {
-	size_t n;
+	ssize_t n;
 
 	if (len == 0)
 		return 0;
@@ -1063,17 +874,9 @@ static ssize_t feed(struct conn *c, const char *data, size_t len)
 		c->req.started = true;
 		uv_timer_start(&c->timer, on_timeout, REQUEST_MS, 0);
 	}
-	if (c->req.scan != SCAN_DONE && scan_headers(&c->req, data, len) < 0)
-		goto bad;
-	n = http_parser_execute(&c->parser, &parser_settings, data, len);
-	if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED) {
-		http_parser_pause(&c->parser, 0);
-		return (ssize_t)n;
-	}
-	if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || n != len)
-		goto bad;
-	return (ssize_t)n;
-bad:
+	n = http_req_feed(&c->req, &c->parser, data, len);
+	if (n >= 0)
+		return n;
 	c->srv->m.bad_requests++;
 	c->keep_alive = false;
 	c->route = ROUTE_OTHER;

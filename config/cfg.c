@@ -210,6 +210,7 @@ static int scan_lines(struct loader *L, FILE *f)
 /* iniparser reports through a process-wide callback without a context pointer. */
 static struct loader *ini_loader;
 
+static int ini_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int ini_error(const char *fmt, ...)
 {
 	char msg[512];

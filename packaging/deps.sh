@@ -8,6 +8,7 @@ PKGS=(build-essential pkg-config
       libldap-dev libgnutls28-dev libuv1-dev libiniparser-dev libsasl2-dev
       libhttp-parser-dev libwslay-dev libjansson-dev libcmocka-dev libzip-dev libsystemd-dev
       libsasl2-modules libsasl2-modules-gssapi-mit
+      clang libclang-rt-14-dev
       gnutls-bin openssl libnss3-tools curl bc jq python3 faketime
       slapd ldap-utils samba samba-ad-dc krb5-user winbind
       chromium fonts-dejavu-core ca-certificates)

@@ -27,7 +27,6 @@
 #define OUT_HIGH	(1u << 20)
 #define UPGRADE_MAX	(16u << 10)	/* the whole upgrade request */
 #define CLOSING_S	5
-#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum ag_state {
 	AG_HANDSHAKE,	/* TLS handshake */
@@ -35,26 +34,6 @@ enum ag_state {
 	AG_OPEN,	/* WebSocket frames; ready once hello arrived */
 	AG_CLOSING,	/* flushing what is queued, then shutdown */
 	AG_CLOSED,	/* handle closing; freed in the close callback */
-};
-
-enum { H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_AUTH, H_N };
-static const char *const header_names[H_N] = {
-	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "authorization",
-};
-
-struct upgrade {
-	char field[32];
-	size_t field_len;
-	bool field_long;
-	bool in_value;
-	int cur;		/* which header_names[] the value belongs to, or -1 */
-	char val[H_N][512];
-	size_t val_len[H_N];
-	bool seen[H_N];
-	char url[128];
-	size_t url_len;
-	size_t total;
-	bool done;
 };
 
 struct hub_req {
@@ -82,7 +61,7 @@ struct hub_agent {
 	size_t out_pending;	/* bytes handed to uv_write, not yet written */
 
 	http_parser parser;
-	struct upgrade *up;	/* only while AG_UPGRADE */
+	struct hub_upgrade *up;	/* only while AG_UPGRADE */
 	uint8_t *early;		/* plaintext that followed the upgrade request */
 	size_t early_off, early_len;
 
@@ -320,80 +299,6 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 /* ---- the upgrade ------------------------------------------------------------ */
 
-static int up_url(http_parser *p, const char *at, size_t len)
-{
-	struct hub_agent *a = p->data;
-	struct upgrade *u = a->up;
-
-	if (len > sizeof(u->url) - 1 - u->url_len)
-		return 1;
-	memcpy(u->url + u->url_len, at, len);
-	u->url_len += len;
-	return 0;
-}
-
-static int up_field(http_parser *p, const char *at, size_t len)
-{
-	struct upgrade *u = ((struct hub_agent *)p->data)->up;
-
-	if (u->in_value) {
-		u->in_value = false;
-		u->field_len = 0;
-		u->field_long = false;
-	}
-	if (len > sizeof(u->field) - 1 - u->field_len) {
-		u->field_long = true;
-		return 0;
-	}
-	memcpy(u->field + u->field_len, at, len);
-	u->field_len += len;
-	return 0;
-}
-
-static int up_value(http_parser *p, const char *at, size_t len)
-{
-	struct upgrade *u = ((struct hub_agent *)p->data)->up;
-	int i;
-
-	if (!u->in_value) {
-		u->in_value = true;
-		u->cur = -1;
-		u->field[u->field_len] = '\0';
-		for (i = 0; i < H_N && !u->field_long; i++) {
-			if (strcasecmp(u->field, header_names[i]) == 0) {
-				/* A repeated header could smuggle a second token. */
-				if (u->seen[i])
-					return 1;
-				u->seen[i] = true;
-				u->cur = i;
-			}
-		}
-	}
-	if (u->cur < 0)
-		return 0;
-	if (len > sizeof(u->val[0]) - 1 - u->val_len[u->cur])
-		return 1;
-	memcpy(u->val[u->cur] + u->val_len[u->cur], at, len);
-	u->val_len[u->cur] += len;
-	u->val[u->cur][u->val_len[u->cur]] = '\0';
-	return 0;
-}
-
-static int up_complete(http_parser *p)
-{
-	struct hub_agent *a = p->data;
-
-	a->up->done = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings up_settings = {
-	.on_url = up_url,
-	.on_header_field = up_field,
-	.on_header_value = up_value,
-	.on_message_complete = up_complete,
-};
 
 /* Sends a short HTTP error and closes. */
 static void up_refuse(struct hub_agent *a, const char *status, const char *extra)
@@ -409,47 +314,6 @@ static void up_refuse(struct hub_agent *a, const char *status, const char *extra
 	agent_set_state(a, AG_CLOSING);
 }
 
-static bool has_token(const char *list, const char *token)
-{
-	char copy[512], *save = NULL, *t;
-
-	snprintf(copy, sizeof(copy), "%s", list);
-	for (t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
-		if (strcasecmp(t, token) == 0)
-			return true;
-	return false;
-}
-
-/* RFC 6455 4.2.2: base64(SHA-1(key + GUID)). */
-static int accept_key(const char *key, char out[32])
-{
-	char in[64 + sizeof(WS_GUID)];
-	uint8_t digest[20];
-	gnutls_datum_t d = { digest, sizeof(digest) }, b64 = { NULL, 0 };
-	int n;
-
-	n = snprintf(in, sizeof(in), "%s%s", key, WS_GUID);
-	if (n < 0 || (size_t)n >= sizeof(in))
-		return -EINVAL;
-	if (gnutls_hash_fast(GNUTLS_DIG_SHA1, in, (size_t)n, digest) < 0 ||
-	    gnutls_base64_encode2(&d, &b64) < 0)
-		return -EIO;
-	snprintf(out, 32, "%.*s", (int)b64.size, (const char *)b64.data);
-	gnutls_free(b64.data);
-	return 0;
-}
-
-static bool key_valid(const char *key, size_t len)
-{
-	gnutls_datum_t in = { (unsigned char *)(uintptr_t)key, (unsigned)len }, out = { NULL, 0 };
-	bool ok;
-
-	if (len != 24 || gnutls_base64_decode2(&in, &out) < 0)
-		return false;
-	ok = out.size == 16;
-	gnutls_free(out.data);
-	return ok;
-}
 
 static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
 		       void *ud);
@@ -465,7 +329,7 @@ static void up_accept(struct hub_agent *a)
 		.send_callback = ws_send,
 		.on_msg_recv_callback = ws_msg,
 	};
-	struct upgrade *u = a->up;
+	struct hub_upgrade *u = a->up;
 	const char *auth = u->val[H_AUTH];
 	char key[32], buf[256];
 	int n;
@@ -486,8 +350,10 @@ static void up_accept(struct hub_agent *a)
 		up_refuse(a, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
-	if (!has_token(u->val[H_UPGRADE], "websocket") || !has_token(u->val[H_CONNECTION], "upgrade") ||
-	    !key_valid(u->val[H_KEY], u->val_len[H_KEY]) || accept_key(u->val[H_KEY], key) < 0) {
+	if (!hub_has_token(u->val[H_UPGRADE], "websocket") ||
+	    !hub_has_token(u->val[H_CONNECTION], "upgrade") ||
+	    !hub_ws_key_valid(u->val[H_KEY], u->val_len[H_KEY]) ||
+	    hub_ws_accept(u->val[H_KEY], key) < 0) {
 		up_refuse(a, "400 Bad Request", NULL);
 		return;
 	}
@@ -522,7 +388,7 @@ static void up_read(struct hub_agent *a)
 			return;
 		}
 		a->up->total += (size_t)n;
-		used = http_parser_execute(&a->parser, &up_settings, buf, (size_t)n);
+		used = http_parser_execute(&a->parser, &hub_upgrade_settings, buf, (size_t)n);
 		if (a->up->done) {
 			/* Frames sent before our 101 arrived belong to wslay. */
 			if (used < (size_t)n) {
@@ -830,7 +696,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	http_parser_init(&a->parser, HTTP_REQUEST);
-	a->parser.data = a;
+	a->parser.data = a->up;
 	tls_set_transport(a->tls, a, tls_push, tls_pull);
 	uv_tcp_nodelay(&a->tcp, 1);
 	a->opened_ms = a->last_rx_ms = a->last_ping_ms = uv_now(h->loop);

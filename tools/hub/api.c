@@ -6,7 +6,7 @@
  * changes: READ (parsing the request) -> WAIT (a request is with an agent) ->
  * WRITE (the response is being written, then the socket is shut down) ->
  * CLOSED.  The request line and headers are bounded by http-parser, the URL by
- * URL_MAX and the body by HUB_MAX_API_BODY.
+ * HUB_API_URL_MAX and the body by HUB_MAX_API_BODY (apireq.c).
  */
 #include <errno.h>
 #include <http_parser.h>
@@ -17,7 +17,6 @@
 #include "config/cfg.h"
 #include "tools/hub/hub.h"
 
-#define URL_MAX		4096
 #define API_READ_S	30	/* to send a whole request */
 
 enum api_state { API_READ, API_WAIT, API_WRITE, API_CLOSED };
@@ -31,11 +30,7 @@ struct api_conn {
 	uv_write_t wr;
 	uv_shutdown_t shut;
 	http_parser parser;
-	char url[URL_MAX + 1];
-	size_t url_len;
-	char *body;
-	size_t body_len;
-	bool too_long, too_big, done;
+	struct hub_api_req rq;
 	enum api_kind kind;
 	struct hub_req *req;
 	uint64_t started_ms;
@@ -56,9 +51,9 @@ static void on_close(uv_handle_t *h)
 		if (c->next)
 			c->next->pprev = c->pprev;
 	}
-	if (c->body)
-		explicit_bzero(c->body, c->body_len);
-	free(c->body);
+	if (c->rq.body)
+		explicit_bzero(c->rq.body, c->rq.body_len);
+	free(c->rq.body);
 	free(c->out);
 	explicit_bzero(c->rbuf, sizeof(c->rbuf));
 	free(c);
@@ -258,83 +253,14 @@ static void forward(struct api_conn *c, enum api_kind kind, json_t *msg)
 		api_set_state(c, API_WAIT);
 }
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
-/* The value of KEY in the query string Q (LEN bytes), percent-decoded into OUT;
- * 1 when found, 0 when absent, -1 when malformed or too long. */
-static int query_get(const char *q, size_t len, const char *key, char *out, size_t outlen)
-{
-	size_t klen = strlen(key), i, o;
-	const char *p = q, *end = q + len, *amp;
-
-	while (p < end) {
-		amp = memchr(p, '&', (size_t)(end - p));
-		if (!amp)
-			amp = end;
-		if ((size_t)(amp - p) > klen && memcmp(p, key, klen) == 0 && p[klen] == '=') {
-			for (i = klen + 1, o = 0; p + i < amp; i++) {
-				int ch = (unsigned char)p[i];
-
-				if (ch == '%') {
-					int hi, lo;
-
-					if (p + i + 2 >= amp + 1 || (hi = hexval(p[i + 1])) < 0 ||
-					    (lo = hexval(p[i + 2])) < 0)
-						return -1;
-					ch = hi * 16 + lo;
-					i += 2;
-				} else if (ch == '+') {
-					ch = ' ';
-				}
-				if (ch == 0 || o + 1 >= outlen)
-					return -1;
-				out[o++] = (char)ch;
-			}
-			out[o] = '\0';
-			return 1;
-		}
-		p = amp + 1;
-	}
-	return 0;
-}
-
-/* LIMIT from the query: default 100, 1..HUB_MAX_LIMIT. */
-static int query_limit(const char *q, size_t len, json_int_t *limit)
-{
-	char buf[16], *end;
-	long v;
-	int rc = query_get(q, len, "limit", buf, sizeof(buf));
-
-	*limit = 100;
-	if (rc == 0)
-		return 0;
-	if (rc < 0)
-		return -1;
-	errno = 0;
-	v = strtol(buf, &end, 10);
-	if (errno || *end || end == buf || v < 1 || v > HUB_MAX_LIMIT)
-		return -1;
-	*limit = v;
-	return 0;
-}
-
 /* The request body as a JSON object of string fields; NULL after responding. */
 static json_t *body_json(struct api_conn *c)
 {
 	json_error_t jerr;
 	json_t *j = NULL;
 
-	if (c->body)
-		j = json_loadb(c->body, c->body_len, JSON_REJECT_DUPLICATES, &jerr);
+	if (c->rq.body)
+		j = json_loadb(c->rq.body, c->rq.body_len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(j)) {
 		json_decref(j);
 		respond_error(c, 400, "bad_request");
@@ -434,8 +360,8 @@ static void route_get(struct api_conn *c, const char *path, const char *q, size_
 		return;
 	}
 	if (strcmp(path, "/v1/users") == 0) {
-		rc = query_get(q, qlen, "q", text, sizeof(text));
-		if (rc < 0 || query_limit(q, qlen, &limit) < 0) {
+		rc = hub_query_get(q, qlen, "q", text, sizeof(text));
+		if (rc < 0 || hub_query_limit(q, qlen, &limit) < 0) {
 			respond_error(c, 400, "bad_request");
 			return;
 		}
@@ -444,7 +370,7 @@ static void route_get(struct api_conn *c, const char *path, const char *q, size_
 		return;
 	}
 	if (strcmp(path, "/v1/groups") == 0) {
-		if (query_limit(q, qlen, &limit) < 0) {
+		if (hub_query_limit(q, qlen, &limit) < 0) {
 			respond_error(c, 400, "bad_request");
 			return;
 		}
@@ -472,29 +398,21 @@ static void route_get(struct api_conn *c, const char *path, const char *q, size_
 
 static void route(struct api_conn *c)
 {
-	struct http_parser_url u;
-	char path[URL_MAX + 1];
-	const char *q = "";
-	size_t qlen = 0;
+	char path[HUB_API_URL_MAX + 1];
+	const char *q;
+	size_t qlen;
 
-	if (c->too_long) {
+	if (c->rq.too_long) {
 		respond_error(c, 414, "bad_request");
 		return;
 	}
-	if (c->too_big) {
+	if (c->rq.too_big) {
 		respond_error(c, 413, "bad_request");
 		return;
 	}
-	http_parser_url_init(&u);
-	if (http_parser_parse_url(c->url, c->url_len, 0, &u) != 0 || !(u.field_set & (1 << UF_PATH))) {
+	if (hub_api_target(&c->rq, path, &q, &qlen) < 0) {
 		respond_error(c, 400, "bad_request");
 		return;
-	}
-	snprintf(path, sizeof(path), "%.*s", (int)u.field_data[UF_PATH].len,
-		 c->url + u.field_data[UF_PATH].off);
-	if (u.field_set & (1 << UF_QUERY)) {
-		q = c->url + u.field_data[UF_QUERY].off;
-		qlen = u.field_data[UF_QUERY].len;
 	}
 	if (c->parser.method == HTTP_POST)
 		route_post(c, path);
@@ -502,53 +420,9 @@ static void route(struct api_conn *c)
 		route_get(c, path, q, qlen);
 	else
 		respond_error(c, 405, "bad_request");
-	if (c->body)
-		explicit_bzero(c->body, c->body_len);
+	if (c->rq.body)
+		explicit_bzero(c->rq.body, c->rq.body_len);
 }
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-	struct api_conn *c = p->data;
-
-	if (len > URL_MAX - c->url_len) {
-		c->too_long = true;
-		return 0;
-	}
-	memcpy(c->url + c->url_len, at, len);
-	c->url_len += len;
-	c->url[c->url_len] = '\0';
-	return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-	struct api_conn *c = p->data;
-
-	if (c->too_big || len > HUB_MAX_API_BODY - c->body_len) {
-		c->too_big = true;
-		return 0;
-	}
-	if (!c->body && !(c->body = malloc(HUB_MAX_API_BODY)))
-		return 1;
-	memcpy(c->body + c->body_len, at, len);
-	c->body_len += len;
-	return 0;
-}
-
-static int on_complete(http_parser *p)
-{
-	struct api_conn *c = p->data;
-
-	c->done = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings settings = {
-	.on_url = on_url,
-	.on_body = on_body,
-	.on_message_complete = on_complete,
-};
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
@@ -571,8 +445,8 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	if (c->state != API_READ || n == 0)
 		return;
-	http_parser_execute(&c->parser, &settings, buf->base, (size_t)n);
-	if (c->done) {
+	http_parser_execute(&c->parser, &hub_api_settings, buf->base, (size_t)n);
+	if (c->rq.done) {
 		route(c);
 		return;
 	}
@@ -606,7 +480,7 @@ static void on_connection(uv_stream_t *server, int status)
 		h->api->pprev = &c->next;
 	h->api = c;
 	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
+	c->parser.data = &c->rq;
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include <http_parser.h>
 #include <uv.h>
 
 #include "tls/tls.h"
@@ -25,6 +26,7 @@
 #define HUB_REQUEST_TIMEOUT_S	30
 #define HUB_MAX_MSG		(8u << 20)	/* one WebSocket message from an agent */
 #define HUB_MAX_API_BODY	(64u << 10)
+#define HUB_API_URL_MAX		4096
 #define HUB_MAX_LIMIT		5000	/* search_users / list_groups limit */
 #define HUB_PING_INTERVAL_S	15
 #define HUB_DEAD_AFTER_S	45	/* nothing received for this long: drop */
@@ -93,6 +95,51 @@ int hub_api_listen(struct hub *h, const char *hostport);
 /* Once a second: closes connections that take too long to send a request. */
 void hub_api_tick(struct hub *h, uint64_t now_ms);
 void hub_api_close_all(struct hub *h);
+
+/* upgrade.c: the agent endpoint's HTTP upgrade request, collected by
+ * http-parser with hub_upgrade_settings (parser->data is the struct). */
+enum { H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_AUTH, H_N };
+struct hub_upgrade {
+	char field[32];
+	size_t field_len;
+	bool field_long;
+	bool in_value;
+	int cur;		/* which header the value belongs to, or -1 */
+	char val[H_N][512];
+	size_t val_len[H_N];
+	bool seen[H_N];
+	char url[128];
+	size_t url_len;
+	size_t total;
+	bool done;
+};
+extern const http_parser_settings hub_upgrade_settings;
+/* Whether the comma/space separated LIST holds TOKEN (case-insensitive). */
+bool hub_has_token(const char *list, const char *token);
+/* Whether KEY (LEN bytes) is a Sec-WebSocket-Key: base64 of 16 bytes. */
+bool hub_ws_key_valid(const char *key, size_t len);
+/* RFC 6455 4.2.2: Sec-WebSocket-Accept for KEY, base64(SHA-1(KEY + GUID)). */
+int hub_ws_accept(const char *key, char out[32]);
+
+/* apireq.c: one request to the local API, collected by http-parser with
+ * hub_api_settings (parser->data is the struct). */
+struct hub_api_req {
+	char url[HUB_API_URL_MAX + 1];
+	size_t url_len;
+	char *body;		/* HUB_MAX_API_BODY bytes once a body arrives */
+	size_t body_len;
+	bool too_long, too_big, done;
+};
+extern const http_parser_settings hub_api_settings;
+/* Splits the request target into PATH (NUL-terminated) and the query Q (QLEN
+ * bytes inside R, "" when none).  0, or -1 when it is no URL with a path. */
+int hub_api_target(const struct hub_api_req *r, char path[HUB_API_URL_MAX + 1], const char **q,
+		   size_t *qlen);
+/* The value of KEY in the query string Q (LEN bytes), percent-decoded into OUT;
+ * 1 when found, 0 when absent, -1 when malformed or too long. */
+int hub_query_get(const char *q, size_t len, const char *key, char *out, size_t outlen);
+/* LIMIT from the query: default 100, 1..HUB_MAX_LIMIT.  0, or -1 when bad. */
+int hub_query_limit(const char *q, size_t len, json_int_t *limit);
 
 /* sessions.c */
 /* A new pending session bound to agent NAME; NULL when full. */

@@ -1,0 +1,64 @@
+/*
+ * Fuzzes the hub's agent endpoint up to the WebSocket: the HTTP upgrade
+ * request as tools/hub/upgrade.c collects it with http-parser, fed in pieces
+ * the way TLS records would split it, then the checks agents.c runs on the
+ * collected values (token lists, Sec-WebSocket-Key, the accept hash).  Every
+ * collected string must stay NUL-terminated within its buffer.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/hub/hub.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct hub_upgrade *u;
+	http_parser p;
+	size_t off = 0, step;
+	char key[32];
+	uint8_t *copy;
+
+	if (size < 1)
+		return 0;
+	/* The first byte picks the piece size, the rest is the request. */
+	step = (size_t)(data[0] % 64) + 1;
+	data++;
+	size--;
+	u = calloc(1, sizeof(*u));
+	copy = malloc(size ? size : 1);
+	if (!u || !copy)
+		goto out;
+	memcpy(copy, data, size);
+	http_parser_init(&p, HTTP_REQUEST);
+	p.data = u;
+	while (off < size && !u->done) {
+		size_t n = size - off < step ? size - off : step, used;
+
+		used = http_parser_execute(&p, &hub_upgrade_settings, (const char *)copy + off, n);
+		if (HTTP_PARSER_ERRNO(&p) != HPE_OK && !u->done)
+			goto out;
+		if (used > n)
+			abort();
+		off += used;
+	}
+	if (!u->done)
+		goto out;
+	if (u->url_len >= sizeof(u->url))
+		abort();
+	for (int i = 0; i < H_N; i++)
+		if (u->val_len[i] >= sizeof(u->val[i]) || (u->seen[i] && u->val[i][u->val_len[i]]))
+			abort();
+	(void)hub_has_token(u->val[H_UPGRADE], "websocket");
+	(void)hub_has_token(u->val[H_CONNECTION], "upgrade");
+	if (hub_ws_key_valid(u->val[H_KEY], u->val_len[H_KEY])) {
+		if (hub_ws_accept(u->val[H_KEY], key) != 0 || strlen(key) != 28)
+			abort();
+	}
+out:
+	free(copy);
+	free(u);
+	return 0;
+}
