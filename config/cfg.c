@@ -581,7 +581,7 @@ static const char *const ldap_keys[] = {
 };
 static const char *const https_keys[] = {
 	"listen", "public_url", "cert_file", "key_file", "client_ca_file", "crl_file",
-	"client_cert_ranges", "cert_username", NULL
+	"client_cert_ranges", "cert_username", "max_connections", NULL
 };
 static const char *const hub_keys[] = { "url", "token_file", "ca_file", NULL };
 
@@ -1020,6 +1020,7 @@ static void load_https(struct loader *L)
 	free_list(ranges, n);
 	c->https.cert_username = (enum cfg_cert_username)get_enum(L, "https", "cert_username",
 								   names, CFG_CERTNAME_CN);
+	c->https.max_connections = get_uint(L, "https", "max_connections", 16, 1000000, 10000);
 }
 
 static void load_hub(struct loader *L)

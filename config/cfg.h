@@ -81,6 +81,7 @@ struct cfg {
 		struct cfg_range *ranges;
 		size_t n_ranges;
 		enum cfg_cert_username cert_username;
+		unsigned max_connections;	/* open front connections (the agent may lower it) */
 	} https;
 	struct {
 		bool present;
