@@ -40,6 +40,15 @@ check_match "cap 32: the 33rd evicted one, 32 open" "$out" '^open 32 evicted 1$'
 check_match "cap 32: the oldest was the one evicted, the rest answer" "$out" \
   '^answered 31 closed 1 first_closed 0$'
 check_match "cap 32: one eviction in all" "$out" '^evicted 1$'
+# A reload applies a new cap to the running server.
+sed -i 's/^max_connections = 32$/max_connections = 40/' "$T/agent32.ini"
+kill -HUP "$AGENT_PID"
+for i in $(seq 100); do grep -q "configuration reloaded" "$T/agent32.log" && break; sleep 0.1; done
+check_match "cap 40 after reload: reloaded" "$(cat "$T/agent32.log")" 'configuration reloaded'
+out=$(hold 40)
+check_match "cap 40 after reload: the 41st evicted one, 40 open" "$out" '^open 40 evicted 2$'
+check_match "cap 40 after reload: the oldest was the one evicted" "$out" \
+  '^answered 39 closed 1 first_closed 0$'
 stop_agent "$T/agent32.log"
 
 # ---- an open-file hard limit of 200: the agent warns and caps below it
