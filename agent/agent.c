@@ -90,6 +90,8 @@ static int agent_apply(struct agent *a, struct cfg *next)
 		return rc;
 	}
 	https_set_dir(a->https, dir);
+	if (next->https.max_connections != prev->https.max_connections)
+		https_set_max_conns(a->https, agent_fd_budget(next));
 	agent_tunnel_reconfigure(a->tunnel, next, dir);
 	dir_close(a->dir, free_cfg, prev);
 	a->dir = dir;
@@ -190,6 +192,7 @@ static int start_signal(struct agent *a, uv_signal_t *h, int signum)
 
 static int agent_start(struct agent *a)
 {
+	size_t max_conns;
 	int rc;
 
 	/* A peer closing mid-write must be an error code, not the end of the process. */
@@ -204,6 +207,8 @@ static int agent_start(struct agent *a)
 		cfg_log(CFG_LOG_ERROR, "cannot initialize GnuTLS: %s", tls_strerror(rc));
 		return rc;
 	}
+	/* The open-file limit is settled before any descriptor is opened. */
+	max_conns = agent_fd_budget(a->cfg);
 	if ((rc = dir_open(&a->loop, a->cfg, &a->dir)) < 0) {
 		cfg_log(CFG_LOG_ERROR, "cannot open the directory: %s", dir_code(rc));
 		return rc;
@@ -211,6 +216,7 @@ static int agent_start(struct agent *a)
 	/* Listeners are bound before privileges are dropped. */
 	if ((rc = https_start(&a->loop, a->cfg, a->dir, &a->https)) < 0)
 		return rc;
+	https_set_max_conns(a->https, max_conns);
 	if ((rc = agent_tunnel_start(&a->loop, a->cfg, a->dir, &a->tunnel)) < 0) {
 		cfg_log(CFG_LOG_ERROR, "cannot start the hub tunnel: %s", strerror(-rc));
 		return rc;

@@ -39,4 +39,10 @@ struct agent {
  * after a clean stop, or a negative errno when it could not start. */
 int agent_run(struct cfg *cfg);
 
+/* fdlimit.c: raises the soft RLIMIT_NOFILE (up to the hard limit) to fit
+ * CFG's [https] max_connections next to the listeners, directory connections
+ * and a reserve.  Returns the connection cap that limit allows: max_connections,
+ * or fewer with a warning logged that names the limit in force. */
+size_t agent_fd_budget(const struct cfg *cfg);
+
 #endif

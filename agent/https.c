@@ -21,10 +21,10 @@
 #include "agent/https.h"
 #include "agent/login.h"
 
-/* Limits.  A connection cap keeps file descriptors bounded; when it is
+/* Limits.  A connection cap ([https] max_connections, lowered by the agent to
+ * what the open-file limit allows) keeps file descriptors bounded; when it is
  * reached the oldest connection that is only handshaking or reading a request
  * is evicted, so slow clients cannot lock real users out. */
-#define MAX_CONNS 512
 #define HANDSHAKE_MS 10000	/* TCP accept to finished handshake */
 #define REQUEST_MS 10000	/* first byte of a request to its last */
 #define IDLE_MS 30000		/* keep-alive wait for the next request */
@@ -33,6 +33,7 @@
 #define STOP_MS 5000		/* shutdown: in-flight requests get this long */
 #define MAX_CIPHERTEXT (64 * 1024)
 #define MAX_PENDING_OUT (256 * 1024)	/* ciphertext produced by one call */
+#define READ_BUF (64 * 1024)	/* one per server, shared by every read */
 
 enum conn_state {
 	C_HANDSHAKE,		/* TLS handshake in progress */
@@ -73,7 +74,6 @@ struct conn {
 	const char *method;
 	struct tls_client_cert cert;
 	struct conn *prev, *next;
-	char rbuf[16384];
 };
 
 struct listener {
@@ -91,11 +91,16 @@ struct https {
 	struct conn *head, *tail;	/* oldest first */
 	size_t n_conns;			/* allocated, including closing ones */
 	size_t n_active;		/* not yet C_CLOSED: what the cap counts */
+	size_t max_conns;		/* the cap on n_active */
 	struct https_metrics m;
 	bool stopping;
 	uv_timer_t stop_timer;
 	void (*done)(void *arg);
 	void *done_arg;
+	/* Every read on the loop lands here: on_read copies what GnuTLS has not
+	 * consumed into the connection before libuv reads again, so no idle
+	 * connection carries a read buffer of its own. */
+	char rbuf[READ_BUF];
 };
 
 static void conn_set_state(struct conn *c, enum conn_state st);
@@ -236,7 +241,7 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b)
 	struct conn *c = handle->data;
 
 	(void)suggested;
-	*b = uv_buf_init(c->rbuf, sizeof(c->rbuf));
+	*b = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
 }
 
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
@@ -265,6 +270,9 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 		}
 	}
 	conn_run(c);
+	/* Ciphertext GnuTLS consumed leaves nothing to keep between reads. */
+	if (c->in.len == 0)
+		buf_wipe(&c->in);
 	if (c->eof && c->state != C_CLOSED && c->state != C_CHECK_SESSION &&
 	    c->state != C_WAIT_DIRECTORY && c->state != C_REPORT_LOGIN &&
 	    c->state != C_WRITE_RESPONSE)
@@ -1013,7 +1021,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0 || h->stopping)
 		return;
-	room = h->n_active < MAX_CONNS || evict_one(h);
+	room = h->n_active < h->max_conns || evict_one(h);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
@@ -1161,6 +1169,7 @@ int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct 
 	h->loop = loop;
 	h->cfg = cfg;
 	h->dir = dir;
+	h->max_conns = cfg->https.max_connections;
 	files_from_cfg(cfg, &f);
 	ret = tls_server_new(&f, &h->tls, err, sizeof(err));
 	if (ret < 0) {
@@ -1229,6 +1238,13 @@ int https_reload(struct https *h, const struct cfg *cfg)
 void https_set_dir(struct https *h, struct dir *dir)
 {
 	h->dir = dir;
+}
+
+void https_set_max_conns(struct https *h, size_t max)
+{
+	/* Lowering the cap closes nothing by itself: until enough connections
+	 * end, every new client is treated as arriving at the cap. */
+	h->max_conns = max ? max : 1;
 }
 
 static void on_stop_timeout(uv_timer_t *t)

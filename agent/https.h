@@ -26,6 +26,10 @@ int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct 
 int https_reload(struct https *h, const struct cfg *cfg);
 /* Points at a new config (after a successful config reload) and directory. */
 void https_set_dir(struct https *h, struct dir *dir);
+/* Caps open client connections at MAX (at least 1); a client arriving at the
+ * cap evicts the oldest connection still handshaking or waiting for a
+ * request.  Until called, the cap is the config's max_connections. */
+void https_set_max_conns(struct https *h, size_t max);
 /* Stops accepting, lets in-flight requests finish (bounded), closes every
  * handle, then calls DONE. */
 void https_stop(struct https *h, void (*done)(void *arg), void *arg);

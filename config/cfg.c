@@ -583,7 +583,7 @@ static const char *const ldap_keys[] = {
 };
 static const char *const https_keys[] = {
 	"listen", "public_url", "cert_file", "key_file", "client_ca_file", "crl_file",
-	"client_cert_ranges", "cert_username", "client_verify_depth", NULL
+	"client_cert_ranges", "cert_username", "client_verify_depth", "max_connections", NULL
 };
 static const char *const hub_keys[] = { "url", "token_file", "ca_file", NULL };
 
@@ -1038,6 +1038,7 @@ static void load_https(struct loader *L)
 	/* As nginx's ssl_verify_depth: 1 means the leaf must be signed by a
 	 * configured CA itself, so a chain the client sends is never used. */
 	c->https.client_verify_depth = get_uint(L, "https", "client_verify_depth", 1, 8, 1);
+	c->https.max_connections = get_uint(L, "https", "max_connections", 16, 1000000, 10000);
 }
 
 static void load_hub(struct loader *L)

@@ -9,6 +9,8 @@ source "$ROOT/tests/https-lib.sh"
 https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
 P=$(free_port)
 write_config "$T/agent.ini" "127.0.0.1:$P" "127.0.0.2/32"
+# A cap below the slowloris count at the end, so the cap has to evict.
+sed -i '/^\[https\]$/a max_connections = 256' "$T/agent.ini"
 start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
 U=https://127.0.0.1:$P
 c() { curl -s --max-time 10 --cacert "$CA" "$@"; }
@@ -114,7 +116,7 @@ bad "oversized body" "413 Payload Too Large" 'POST /login HTTP/1.1\r\nHost: a\r\
 bad "garbage request line" "400 Bad Request" 'HELLO\r\n\r\n'
 check_match "after all that the server still serves" "$(c -D - -o /dev/null "$U/login?session=$S1")" '^HTTP/1.1 200'
 
-# ---- slowloris: 700 connections (more than the cap) held open, half of them
+# ---- slowloris: 700 connections (more than max_connections) held open, half of them
 # TLS with a request that never ends; real clients keep being served.
 python3 "$ROOT/tests/https_raw.py" slowloris "$P" "$CA" 700 12 >"$T/slow.out" 2>&1 &
 bg_track $!

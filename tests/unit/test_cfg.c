@@ -324,6 +324,7 @@ static void test_valid_full(void **state)
 	assert_int_equal(c->https.ranges[2].prefix, 32);
 	assert_int_equal(c->https.cert_username, CFG_CERTNAME_CN);
 	assert_int_equal(c->https.client_verify_depth, 1);	/* the default */
+	assert_int_equal(c->https.max_connections, 10000);
 	assert_non_null(c->https.crl_file);
 	assert_string_equal(c->hub.host, "hub.example.test");
 	assert_int_equal(c->hub.port, 9443);
@@ -372,6 +373,12 @@ static void test_values_and_defaults(void **state)
 	/* The lower bounds are inside the range. */
 	assert_int_equal(load_with("ldap", "timeout_ms = 100\npool_size = 1\n", &c), 0);
 	assert_int_equal(c->ldap.timeout_ms, 100);
+	cfg_free(c);
+	assert_int_equal(load_with("https", "max_connections = 16\n", &c), 0);
+	assert_int_equal(c->https.max_connections, 16);
+	cfg_free(c);
+	assert_int_equal(load_with("https", "max_connections = 1000000\n", &c), 0);
+	assert_int_equal(c->https.max_connections, 1000000);
 	cfg_free(c);
 }
 
@@ -455,6 +462,10 @@ static void test_types_and_ranges(void **state)
 		{ "https", "client_verify_depth = 9\n", "out of range" },
 		{ "https", "client_verify_depth = two\n", "not a whole number" },
 		{ "https", "client_verify_depth = -1\n", "not a whole number" },
+		{ "https", "max_connections = 15\n", "out of range" },
+		{ "https", "max_connections = 1000001\n", "out of range" },
+		{ "https", "max_connections = 10k\n", "not a whole number" },
+		{ "https", "max_connections = -1\n", "not a whole number" },
 	};
 	struct cfg *c = NULL;
 
