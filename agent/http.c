@@ -423,12 +423,24 @@ int metrics_render(struct buf *b, const struct https_metrics *m)
 			"dirbridge_http_connections_closed_total{reason=\"bad_request\"} %llu\n"
 			"# HELP dirbridge_http_open_connections Open front-facing connections.\n"
 			"# TYPE dirbridge_http_open_connections gauge\n"
-			"dirbridge_http_open_connections %llu\n",
+			"dirbridge_http_open_connections %llu\n"
+			"# HELP dirbridge_login_refusals_total Logins refused before any directory bind.\n"
+			"# TYPE dirbridge_login_refusals_total counter\n"
+			"dirbridge_login_refusals_total{reason=\"max_failures_per_ip\"} %llu\n"
+			"dirbridge_login_refusals_total{reason=\"lockout_guard\"} %llu\n"
+			"# HELP dirbridge_login_account_state_hidden_total Account states answered as invalid_credentials.\n"
+			"# TYPE dirbridge_login_account_state_hidden_total counter\n"
+			"dirbridge_login_account_state_hidden_total %llu\n"
+			"# HELP dirbridge_throttle_addresses Client addresses with failed logins on record.\n"
+			"# TYPE dirbridge_throttle_addresses gauge\n"
+			"dirbridge_throttle_addresses %llu\n",
 			(unsigned long long)m->logins_cert_ok, (unsigned long long)m->logins_cert_fail,
 			(unsigned long long)m->logins_pw_ok, (unsigned long long)m->logins_pw_fail,
 			(unsigned long long)m->handshakes_ok, (unsigned long long)m->handshakes_fail,
 			(unsigned long long)m->handshakes_resumed, (unsigned long long)m->evicted,
 			(unsigned long long)m->timeouts, (unsigned long long)m->bad_requests,
-			(unsigned long long)m->open_conns);
+			(unsigned long long)m->open_conns, (unsigned long long)m->logins_pw_throttled,
+			(unsigned long long)m->guard_refused, (unsigned long long)m->guard_hidden,
+			(unsigned long long)m->ip_keys);
 	return ret;
 }

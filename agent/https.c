@@ -33,7 +33,9 @@
 #define STOP_MS 5000		/* shutdown: in-flight requests get this long */
 #define MAX_CIPHERTEXT (64 * 1024)
 #define MAX_PENDING_OUT (256 * 1024)	/* ciphertext produced by one call */
-#define READ_BUF (64 * 1024)	/* one per server, shared by every read */
+#define READ_BUF (64 * 1024)
+#define IP_WINDOW_S 300		/* max_failures_per_ip counts within this */
+#define IP_KEYS 8192		/* client addresses the throttle remembers */	/* one per server, shared by every read */
 
 enum conn_state {
 	C_HANDSHAKE,		/* TLS handshake in progress */
@@ -56,6 +58,7 @@ struct conn {
 	bool cert_requested;
 	bool keep_alive;
 	char peer[INET6_ADDRSTRLEN + 8];
+	char ip[INET6_ADDRSTRLEN];	/* the peer's address alone: the throttle key */
 	struct buf in;			/* ciphertext not yet pulled by GnuTLS */
 	size_t in_off;
 	bool eof;
@@ -92,6 +95,10 @@ struct https {
 	size_t n_conns;			/* allocated, including closing ones */
 	size_t n_active;		/* not yet C_CLOSED: what the cap counts */
 	size_t max_conns;		/* the cap on n_active */
+	/* Failed form logins per client address (max_failures_per_ip in
+	 * IP_WINDOW_S); NULL when that limit is off. */
+	struct dir_throttle *ip_fails;
+	unsigned ip_limit;
 	struct https_metrics m;
 	bool stopping;
 	uv_timer_t stop_timer;
@@ -106,6 +113,9 @@ struct https {
 static void conn_set_state(struct conn *c, enum conn_state st);
 static void conn_run(struct conn *c);
 static void srv_maybe_done(struct https *h);
+static int ip_throttle_set(struct https *h, const struct cfg *cfg);
+static void https_guard_metrics(struct https *h);
+static void ip_failed(struct conn *c);
 
 /* ---- transport: libuv stream <-> GnuTLS ------------------------------------ */
 
@@ -695,6 +705,8 @@ static void on_authenticate(void *arg, int err, const struct dir_profile *p)
 		report_login(c, &l);
 	} else {
 		h->m.logins_pw_fail++;
+		if (err != DIR_E_UNAVAILABLE && err != DIR_E_INTERNAL)
+			ip_failed(c);
 		cfg_log(CFG_LOG_INFO, "https: %s: password login for \"%s\" refused: %s", c->peer,
 			c->username, dir_code(err));
 		if (err == DIR_E_UNAVAILABLE || err == DIR_E_INTERNAL)
@@ -705,6 +717,14 @@ static void on_authenticate(void *arg, int err, const struct dir_profile *p)
 			respond_form(c, 401, c->session, c->username, MSG_FAILED);
 	}
 	conn_unref(c);
+}
+
+/* A failed form login counts against the client's address.  Successes do not
+ * clear it: one valid account must not buy an attacker more guesses. */
+static void ip_failed(struct conn *c)
+{
+	if (c->srv->ip_fails)
+		(void)dir_throttle_fail(c->srv->ip_fails, c->ip, uv_now(c->srv->loop));
 }
 
 /* The body of a POST /login may hold a password. */
@@ -747,6 +767,16 @@ static void login_post_checked(struct conn *c)
 		return;
 	}
 	free(csrf);
+	/* An address over its limit gets no directory work at all. */
+	if (h->ip_fails && dir_throttle_blocked(h->ip_fails, c->ip, uv_now(h->loop))) {
+		wipe_body(c);
+		h->m.logins_pw_throttled++;
+		cfg_log(CFG_LOG_WARN, "https: %s: password login refused: more than %u failures "
+			"from this address in %u s (max_failures_per_ip)", c->peer, h->ip_limit,
+			IP_WINDOW_S);
+		respond_form(c, 429, c->session, NULL, MSG_TOO_MANY);
+		return;
+	}
 	ret = form_get(body, blen, "username", &c->username, NULL);
 	if (ret == 0)
 		ret = form_get(body, blen, "password", &c->password, &c->password_len);
@@ -754,6 +784,7 @@ static void login_post_checked(struct conn *c)
 	if (ret < 0 || !dir_username_valid(c->username, strlen(c->username)) || c->password_len == 0) {
 		wipe_password(c);
 		h->m.logins_pw_fail++;
+		ip_failed(c);
 		respond_form(c, 401, c->session, c->username && dir_username_valid(c->username,
 			     strlen(c->username)) ? c->username : NULL, MSG_FAILED);
 		return;
@@ -790,6 +821,7 @@ static void route_metrics(struct conn *c)
 {
 	struct buf b = { 0 };
 
+	https_guard_metrics(c->srv);
 	if (metrics_render(&b, &c->srv->m) < 0 || !b.p) {
 		buf_wipe(&b);
 		respond_text(c, 500, "internal error\n");
@@ -991,20 +1023,45 @@ static bool evict_one(struct https *h)
 	return false;
 }
 
-static void peer_text(const struct sockaddr_storage *ss, char *out, size_t len)
+/* Copies the throttles' counters into the metrics before they are shown. */
+static void https_guard_metrics(struct https *h)
+{
+	struct dir_guard_stats g = { 0 };
+	struct dir_throttle_stats t = { 0 };
+
+	if (h->dir)
+		dir_guard_stats(h->dir, &g);
+	if (h->ip_fails)
+		dir_throttle_stats(h->ip_fails, &t);
+	h->m.guard_refused = g.refused;
+	h->m.guard_hidden = g.hidden;
+	h->m.ip_keys = t.entries;
+}
+
+/* OUT gets "ADDR:PORT" for logs; IP the address alone, an IPv4-mapped IPv6
+ * address as plain IPv4, so one client has one key in the per-address throttle
+ * whichever listener it came in on. */
+static void peer_text(const struct sockaddr_storage *ss, char *out, size_t len, char *ip,
+		      size_t iplen)
 {
 	char a[INET6_ADDRSTRLEN] = "?";
 
+	snprintf(ip, iplen, "?");
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
 
 		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
 		snprintf(out, len, "%s:%u", a, ntohs(in->sin_port));
+		snprintf(ip, iplen, "%s", a);
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
 
 		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
 		snprintf(out, len, "[%s]:%u", a, ntohs(in6->sin6_port));
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
+		else
+			snprintf(ip, iplen, "%s", a);
 	} else {
 		snprintf(out, len, "?");
 	}
@@ -1060,7 +1117,7 @@ static void on_connection(uv_stream_t *server, int status)
 		conn_set_state(c, C_CLOSED);
 		return;
 	}
-	peer_text(&ss, c->peer, sizeof(c->peer));
+	peer_text(&ss, c->peer, sizeof(c->peer), c->ip, sizeof(c->ip));
 	c->cert_requested = cfg_ranges_match(h->cfg->https.ranges, h->cfg->https.n_ranges,
 					     (const struct sockaddr *)&ss);
 	if (tls_server_session(h->tls, c->cert_requested, &c->tls) < 0) {
@@ -1138,6 +1195,7 @@ static void on_stop_timer_closed(uv_handle_t *handle)
 	void *arg = h->done_arg;
 
 	tls_server_free(h->tls);
+	dir_throttle_free(h->ip_fails);
 	free(h->ls);
 	free(h);
 	if (done)
@@ -1170,6 +1228,10 @@ int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct 
 	h->cfg = cfg;
 	h->dir = dir;
 	h->max_conns = cfg->https.max_connections;
+	if (ip_throttle_set(h, cfg) < 0) {
+		free(h);
+		return -ENOMEM;
+	}
 	files_from_cfg(cfg, &f);
 	ret = tls_server_new(&f, &h->tls, err, sizeof(err));
 	if (ret < 0) {
@@ -1217,6 +1279,23 @@ fail:
 	return ret < 0 ? ret : -EINVAL;
 }
 
+/* Follows [https] max_failures_per_ip; the counts survive a reload that keeps
+ * the same limit, so a reload never hands an attacker a fresh budget. */
+static int ip_throttle_set(struct https *h, const struct cfg *cfg)
+{
+	unsigned limit = cfg->https.max_failures_per_ip;
+
+	if (h->ip_fails && limit == h->ip_limit)
+		return 0;
+	dir_throttle_free(h->ip_fails);
+	h->ip_fails = NULL;
+	h->ip_limit = limit;
+	if (limit == 0)
+		return 0;
+	h->ip_fails = dir_throttle_new(IP_KEYS, limit, IP_WINDOW_S);
+	return h->ip_fails ? 0 : -ENOMEM;
+}
+
 int https_reload(struct https *h, const struct cfg *cfg)
 {
 	struct tls_server_files f;
@@ -1230,6 +1309,8 @@ int https_reload(struct https *h, const struct cfg *cfg)
 		return -EINVAL;
 	}
 	h->cfg = cfg;
+	if (ip_throttle_set(h, cfg) < 0)
+		cfg_log(CFG_LOG_ERROR, "https: out of memory: max_failures_per_ip is off until the next reload");
 	cfg_log(CFG_LOG_INFO, "https: certificates reloaded (certificate serial %s)",
 		tls_server_serial(h->tls));
 	return 0;

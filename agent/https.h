@@ -57,6 +57,9 @@ struct https_metrics {
 	uint64_t logins_cert_ok, logins_cert_fail, logins_pw_ok, logins_pw_fail;
 	uint64_t handshakes_ok, handshakes_fail, handshakes_resumed;
 	uint64_t evicted, timeouts, bad_requests;
+	uint64_t logins_pw_throttled;	/* form logins refused by max_failures_per_ip */
+	uint64_t guard_refused, guard_hidden;	/* the directory's lockout guard */
+	uint64_t ip_keys;		/* client addresses with failures on record */
 	uint64_t open_conns;
 };
 

@@ -583,7 +583,8 @@ static const char *const ldap_keys[] = {
 };
 static const char *const https_keys[] = {
 	"listen", "public_url", "cert_file", "key_file", "client_ca_file", "crl_file",
-	"client_cert_ranges", "cert_username", "client_verify_depth", "max_connections", NULL
+	"client_cert_ranges", "cert_username", "client_verify_depth", "max_connections",
+	"max_failures_per_ip", NULL
 };
 static const char *const hub_keys[] = { "url", "token_file", "ca_file", NULL };
 
@@ -1039,6 +1040,7 @@ static void load_https(struct loader *L)
 	 * configured CA itself, so a chain the client sends is never used. */
 	c->https.client_verify_depth = get_uint(L, "https", "client_verify_depth", 1, 8, 1);
 	c->https.max_connections = get_uint(L, "https", "max_connections", 16, 1000000, 10000);
+	c->https.max_failures_per_ip = get_uint(L, "https", "max_failures_per_ip", 0, 1000000, 20);
 }
 
 static void load_hub(struct loader *L)

@@ -88,6 +88,7 @@ struct cfg {
 		size_t n_ranges;
 		enum cfg_cert_username cert_username;
 		unsigned client_verify_depth;	/* certificates below a client CA, 1..8 */
+		unsigned max_failures_per_ip;	/* failed form logins per address per 5 min; 0: off */
 		unsigned max_connections;	/* open front connections (the agent may lower it) */
 	} https;
 	struct {

@@ -325,6 +325,7 @@ static void test_valid_full(void **state)
 	assert_int_equal(c->https.cert_username, CFG_CERTNAME_CN);
 	assert_int_equal(c->https.client_verify_depth, 1);	/* the default */
 	assert_int_equal(c->https.max_connections, 10000);
+	assert_int_equal(c->https.max_failures_per_ip, 20);
 	assert_non_null(c->https.crl_file);
 	assert_string_equal(c->hub.host, "hub.example.test");
 	assert_int_equal(c->hub.port, 9443);
@@ -466,6 +467,8 @@ static void test_types_and_ranges(void **state)
 		{ "https", "max_connections = 1000001\n", "out of range" },
 		{ "https", "max_connections = 10k\n", "not a whole number" },
 		{ "https", "max_connections = -1\n", "not a whole number" },
+		{ "https", "max_failures_per_ip = 1000001\n", "out of range" },
+		{ "https", "max_failures_per_ip = many\n", "not a whole number" },
 	};
 	struct cfg *c = NULL;
 

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Failed form logins per client address (max_failures_per_ip, default 20 in 5
+# minutes): past the limit the form answers 429 with no directory work; other
+# addresses are unaffected; the refusals are logged and counted in /metrics.
+source "$ROOT/tests/lib.sh"
+source "$ROOT/tests/https-lib.sh"
+
+https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
+P=$(free_port)
+write_config "$T/agent.ini" "127.0.0.1:$P" "127.0.0.3/32"
+start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
+U=https://127.0.0.1:$P
+SLOG=$SLAPD_DIR/slapd.log
+c() { curl -s --max-time 15 --cacert "$CA" "$@"; }
+S=$(new_session)
+form_csrf() { c "$@" "$U/login?session=$S" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p'; }
+csrf=$(form_csrf)
+post() {  # post USERNAME PASSWORD [curl args]: the status
+  local u=$1 pw=$2; shift 2
+  c -o "$T/post.html" -w '%{http_code}' "$@" --data-urlencode "session=$S" --data-urlencode "csrf=$csrf" \
+    --data-urlencode "username=$u" --data-urlencode "password=$pw" "$U/login"
+}
+
+# 40 wrong passwords from one address, each for another name so that only the
+# per-address limit can stop them (the per-user guard counts per name).
+codes=()
+for i in $(seq 40); do codes+=("$(post "nosuch$i-$$" wrong)"); done
+n401=$(printf '%s\n' "${codes[@]:0:20}" | grep -c '^401$')
+n429=$(printf '%s\n' "${codes[@]:20}" | grep -c '^429$')
+check_eq "the first 20 failures from one address: 401" "$n401" 20
+check_eq "failures 21..40 from that address: 429" "$n429" 20
+check_match "the 429 page says to try later" "$(cat "$T/post.html")" 'Too many attempts'
+sleep 0.3
+check_eq "no directory search for names past the limit" \
+  "$(grep -c "nosuch2[1-9]-$$\|nosuch3[0-9]-$$\|nosuch40-$$" "$SLOG")" 0
+check_match "the directory was searched for the names before it" "$(grep -c "nosuch20-$$" "$SLOG")" '^[1-9]'
+check_eq "even the right password from that address: 429" "$(post alice 'Passw0rd!')" 429
+check_match "the refusal is logged" "$(cat "$T/agent.log")" 'password login refused: more than 20 failures from this address'
+
+# Another address has its own budget.
+csrf=$(form_csrf --interface 127.0.0.2)
+check_eq "another address: wrong password still 401" "$(post nosuch-other-$$ wrong --interface 127.0.0.2)" 401
+check_eq "another address: alice signs in" "$(post alice 'Passw0rd!' --interface 127.0.0.2)" 200
+
+m=$(c "$U/metrics")
+check_match "metrics count the refusals" "$m" 'dirbridge_login_refusals_total\{reason="max_failures_per_ip"\} 21'
+check_match "metrics show the addresses on record" "$m" 'dirbridge_throttle_addresses [1-9]'
+
+# A reload with the same limit keeps the counts: no fresh budget.
+kill -HUP "$AGENT_PID"
+for i in $(seq 50); do grep -q 'configuration reloaded' "$T/agent.log" && break; sleep 0.1; done
+S=$(new_session); csrf=$(form_csrf)
+check_eq "after a reload the address is still refused" "$(post nosuch-after-$$ wrong)" 429
+
+stop_agent "$T/agent.log"
+finish
