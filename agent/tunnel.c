@@ -15,6 +15,7 @@
  * at most TUNNEL_MAX_MSG, TUNNEL_MAX_INFLIGHT requests at the directory, and a
  * hub that lets TUNNEL_MAX_QUEUED bytes pile up unread is dropped.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -127,6 +128,7 @@ struct treq {
 	unsigned gen;
 	enum req_kind kind;
 	char id[129];
+	char client_ip[INET6_ADDRSTRLEN];	/* authenticate: the end user's address, or "" */
 };
 
 static void tun_set_state(struct agent_tunnel *t, enum tun_state st);
@@ -925,6 +927,9 @@ static void on_profile(void *arg, int err, const struct dir_profile *p)
 {
 	struct treq *r = arg;
 
+	if (err < 0 && r->client_ip[0])
+		cfg_log(CFG_LOG_INFO, "hub: authenticate %s from client %s refused: %s", r->id,
+			r->client_ip, dir_code(err));
 	if (err < 0 || !p)
 		answer(r, err < 0 ? err : DIR_E_INTERNAL, NULL, NULL);
 	else if (r->kind == Q_LOOKUP && p->disabled)
@@ -994,6 +999,25 @@ static void wipe_field(json_t *m, const char *name)
 		explicit_bzero((char *)(uintptr_t)json_string_value(v), json_string_length(v));
 }
 
+/* The optional client_ip of an authenticate: absent, or an IPv4 or IPv6
+ * literal, kept for the log.  Anything else makes the request a bad one. */
+static int client_ip(json_t *m, struct treq *r)
+{
+	json_t *v = json_object_get(m, "client_ip");
+	unsigned char a[sizeof(struct in6_addr)];
+	const char *s;
+
+	r->client_ip[0] = '\0';
+	if (!v || json_is_null(v))
+		return 0;
+	s = json_string_value(v);
+	if (!s || json_string_length(v) >= sizeof(r->client_ip) ||
+	    (inet_pton(AF_INET, s, a) != 1 && inet_pton(AF_INET6, s, a) != 1))
+		return -1;
+	memcpy(r->client_ip, s, json_string_length(v) + 1);
+	return 0;
+}
+
 /* Starts the directory request for M; a dir_err when it cannot start. */
 static int dispatch(struct agent_tunnel *t, const char *type, json_t *m, struct treq *r)
 {
@@ -1004,7 +1028,7 @@ static int dispatch(struct agent_tunnel *t, const char *type, json_t *m, struct 
 	if (strcmp(type, "authenticate") == 0) {
 		r->kind = Q_AUTH;
 		pw = field(m, "password", &pw_len);
-		if (!user || !pw)
+		if (!user || !pw || client_ip(m, r) < 0)
 			return DIR_E_BAD_REQUEST;
 		return dir_authenticate(t->dir, user, pw, pw_len, on_profile, r);
 	}

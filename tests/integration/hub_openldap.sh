@@ -79,6 +79,16 @@ form_post $sid2 bob nope >/dev/null
 sleep 0.5; r=$(api GET /v1/sessions/$sid2)
 check_match "a failed password sign-in leaves the session pending" "$r" '"state":"pending"'
 
+# client_ip: an address is logged with a refusal; anything else is a bad request.
+r=$(api POST /v1/authenticate '{"username":"bob","password":"wrong","client_ip":"192.0.2.7"}')
+check_match "authenticate with client_ip: still invalid_credentials" "$r" '^401 .*invalid_credentials'
+sleep 0.2
+check_match "the refusal names the client address" "$(cat "$T/agent.log")" 'from client 192\.0\.2\.7 refused: invalid_credentials'
+r=$(api POST /v1/authenticate '{"username":"bob","password":"wrong","client_ip":"not-an-address"}')
+check_match "a client_ip that is not an address: bad_request" "$r" 'bad_request'
+r=$(api POST /v1/authenticate '{"username":"bob","password":"Passw0rd!","client_ip":"2001:db8::7"}')
+check_match "authenticate with an IPv6 client_ip signs in" "$r" '^200 .*"username":"bob"'
+
 h=$(curl -s -m 5 --cacert "$T/pki/ca.pem" "https://127.0.0.1:$AGENT_HTTPS/healthz")
 check_match "agent healthz: hub connected" "$h" '"hub":"connected"'
 check_nomatch "no password in the agent log" "$(cat "$T/agent.log")" 'Passw0rd'

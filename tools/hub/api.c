@@ -314,9 +314,12 @@ static void route_post(struct api_conn *c, const char *path)
 		if (!str_field(j, "username") || !str_field(j, "password"))
 			respond_error(c, 400, "bad_request");
 		else
-			forward(c, K_AUTH, json_pack("{s:s, s:O, s:O}", "type", "authenticate",
+			/* client_ip, when the API caller gives it, goes to the agent
+			 * as is: the agent checks that it is an address. */
+			forward(c, K_AUTH, json_pack("{s:s, s:O, s:O, s:O*}", "type", "authenticate",
 				"username", json_object_get(j, "username"),
-				"password", json_object_get(j, "password")));
+				"password", json_object_get(j, "password"),
+				"client_ip", json_object_get(j, "client_ip")));
 		json_decref(j);
 		return;
 	}
