@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "agent/tunnel.h"
+#include "agent/tunnel_msg.h"
 #include "tls/tls.h"
 
 #define IN_CAP		(64u << 10)
@@ -963,170 +964,83 @@ static void on_changed(void *arg, int err)
 	answer(arg, err, NULL, NULL);
 }
 
-/* A string field, with its length (JSON strings may hold NUL; dir refuses them). */
-static const char *field(json_t *m, const char *name, size_t *len)
-{
-	json_t *v = json_object_get(m, name);
-
-	if (!json_is_string(v))
-		return NULL;
-	if (len)
-		*len = json_string_length(v);
-	return json_string_value(v);
-}
-
-/* LIMIT: absent means 100; otherwise an integer in 1..TUNNEL_MAX_LIMIT. */
-static int field_limit(json_t *m, size_t *limit)
-{
-	json_t *v = json_object_get(m, "limit");
-
-	*limit = 100;
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > TUNNEL_MAX_LIMIT)
-		return -1;
-	*limit = (size_t)json_integer_value(v);
-	return 0;
-}
-
-/* Wipes a secret jansson still holds (its own copy of a string value). */
-static void wipe_field(json_t *m, const char *name)
-{
-	json_t *v = json_object_get(m, name);
-
-	if (json_is_string(v))
-		explicit_bzero((char *)(uintptr_t)json_string_value(v), json_string_length(v));
-}
-
-/* The optional client_ip of an authenticate: absent, or an IPv4 or IPv6
- * literal, kept for the log.  Anything else makes the request a bad one. */
-static int client_ip(json_t *m, struct treq *r)
-{
-	json_t *v = json_object_get(m, "client_ip");
-	unsigned char a[sizeof(struct in6_addr)];
-	const char *s;
-
-	r->client_ip[0] = '\0';
-	if (!v || json_is_null(v))
-		return 0;
-	s = json_string_value(v);
-	if (!s || json_string_length(v) >= sizeof(r->client_ip) ||
-	    (inet_pton(AF_INET, s, a) != 1 && inet_pton(AF_INET6, s, a) != 1))
-		return -1;
-	memcpy(r->client_ip, s, json_string_length(v) + 1);
-	return 0;
-}
-
 /* Starts the directory request for M; a dir_err when it cannot start. */
-static int dispatch(struct agent_tunnel *t, const char *type, json_t *m, struct treq *r)
+static int dispatch(struct agent_tunnel *t, const struct tmsg *m, struct treq *r)
 {
-	const char *user, *pw, *old_pw, *query;
-	size_t pw_len = 0, old_len = 0, limit = 0;
-
-	user = field(m, "username", NULL);
-	if (strcmp(type, "authenticate") == 0) {
+	switch (m->kind) {
+	case TMSG_AUTHENTICATE:
 		r->kind = Q_AUTH;
-		pw = field(m, "password", &pw_len);
-		if (!user || !pw || client_ip(m, r) < 0)
-			return DIR_E_BAD_REQUEST;
-		return dir_authenticate(t->dir, user, pw, pw_len, on_profile, r);
-	}
-	if (strcmp(type, "lookup") == 0) {
+		memcpy(r->client_ip, m->client_ip, sizeof(r->client_ip));
+		return dir_authenticate(t->dir, m->username, m->password, m->password_len,
+					on_profile, r);
+	case TMSG_LOOKUP:
 		r->kind = Q_LOOKUP;
-		if (!user)
-			return DIR_E_BAD_REQUEST;
-		return dir_lookup(t->dir, user, on_profile, r);
-	}
-	if (strcmp(type, "change_password") == 0) {
+		return dir_lookup(t->dir, m->username, on_profile, r);
+	case TMSG_CHANGE_PASSWORD:
 		r->kind = Q_CHANGE;
-		old_pw = field(m, "old_password", &old_len);
-		pw = field(m, "new_password", &pw_len);
-		if (!user || !old_pw || !pw)
-			return DIR_E_BAD_REQUEST;
-		return dir_change_password(t->dir, user, old_pw, old_len, pw, pw_len, on_changed, r);
-	}
-	if (strcmp(type, "search_users") == 0) {
+		return dir_change_password(t->dir, m->username, m->old_password,
+					   m->old_password_len, m->password, m->password_len,
+					   on_changed, r);
+	case TMSG_SEARCH_USERS:
 		r->kind = Q_USERS;
-		query = field(m, "query", NULL);
-		if (!query || field_limit(m, &limit) < 0)
-			return DIR_E_BAD_REQUEST;
-		return dir_search_users(t->dir, query, limit, on_users, r);
-	}
-	if (strcmp(type, "list_groups") == 0) {
+		return dir_search_users(t->dir, m->query, m->limit, on_users, r);
+	case TMSG_LIST_GROUPS:
 		r->kind = Q_GROUPS;
-		if (field_limit(m, &limit) < 0)
-			return DIR_E_BAD_REQUEST;
-		return dir_list_groups(t->dir, limit, on_names, r);
+		return dir_list_groups(t->dir, m->limit, on_names, r);
+	default:
+		return DIR_E_BAD_REQUEST;
 	}
-	return DIR_E_BAD_REQUEST;
-}
-
-static bool id_valid(const char *id)
-{
-	size_t n;
-
-	for (n = 0; id[n]; n++)
-		if (n >= 128 || id[n] < 0x20 || id[n] > 0x7e)
-			return false;
-	return n > 0;
 }
 
 static void on_text(struct agent_tunnel *t, const uint8_t *msg, size_t len)
 {
 	struct link *l = t->link;
-	const char *type, *id;
-	json_error_t jerr;
+	struct tmsg m;
 	struct treq *r;
-	json_t *m;
 	int rc;
 
-	m = json_loadb((const char *)msg, len, JSON_REJECT_DUPLICATES, &jerr);
-	type = field(m, "type", NULL);
-	if (!json_is_object(m) || !type) {
+	tmsg_parse(msg, len, &m);
+	switch (m.kind) {
+	case TMSG_NONE:
 		ws_fail(l, 1007, "hub sent a message that is not a JSON object with a type");
 		goto out;
-	}
-	id = field(m, "id", NULL);
-	if (!id || !id_valid(id)) {
+	case TMSG_NO_ID:
 		/* Without an id there is no way to answer; the link itself is fine. */
 		cfg_log(CFG_LOG_WARN, "hub: a request without a valid id ignored");
 		goto out;
-	}
-	if (strcmp(type, "result") == 0) {
+	case TMSG_RESULT:
 		/* An answer to one of our own requests; a late one (after its
 		 * timeout) finds nobody waiting. */
-		if (!calls_answer(&t->calls, m))
-			cfg_log(CFG_LOG_DEBUG, "hub: result for no pending request %s dropped", id);
+		if (!calls_answer(&t->calls, m.root))
+			cfg_log(CFG_LOG_DEBUG, "hub: result for no pending request %s dropped", m.id);
 		goto out;
+	default:
+		break;
 	}
 	if (t->inflight >= TUNNEL_MAX_INFLIGHT) {
-		send_error(t, id, "busy");
+		send_error(t, m.id, "busy");
 		goto out;
 	}
 	if (!t->dir) {
-		send_error(t, id, dir_code(DIR_E_UNAVAILABLE));
+		send_error(t, m.id, dir_code(DIR_E_UNAVAILABLE));
 		goto out;
 	}
 	r = calloc(1, sizeof(*r));
 	if (!r) {
-		send_error(t, id, dir_code(DIR_E_INTERNAL));
+		send_error(t, m.id, dir_code(DIR_E_INTERNAL));
 		goto out;
 	}
 	r->t = t;
 	r->gen = t->gen;
-	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->id, sizeof(r->id), "%s", m.id);
 	t->inflight++;
-	rc = dispatch(t, type, m, r);
+	rc = dispatch(t, &m, r);
 	if (rc < 0) {
-		send_error(t, id, dir_code(rc));
+		send_error(t, m.id, dir_code(rc));
 		req_done(r);
 	}
 out:
-	wipe_field(m, "password");
-	wipe_field(m, "old_password");
-	wipe_field(m, "new_password");
-	json_decref(m);
+	tmsg_free(&m);
 }
 
 static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
