@@ -89,6 +89,7 @@ static int agent_apply(struct agent *a, struct cfg *next)
 		https_reload(a->https, prev);
 		return rc;
 	}
+	dir_carry_guard(dir, a->dir);
 	https_set_dir(a->https, dir);
 	if (next->https.max_connections != prev->https.max_connections)
 		https_set_max_conns(a->https, agent_fd_budget(next));

@@ -103,6 +103,10 @@ struct dir_guard_stats {
 	uint64_t hidden;	/* account states answered as invalid_credentials */
 };
 void dir_guard_stats(const struct dir *d, struct dir_guard_stats *out);
+/* A reload opens a new struct dir: TO takes over FROM's failure counts, so a
+ * reload never gives an attacker a fresh budget below the directory's lockout.
+ * Call right after dir_open(TO), before any login reaches it. */
+void dir_carry_guard(struct dir *to, struct dir *from);
 
 /*
  * A bounded table of failure counters keyed by string, for throttles: KEY is
@@ -121,6 +125,8 @@ struct dir_throttle_stats {
 /* NULL when out of memory or an argument is 0 (or CAPACITY is absurd). */
 struct dir_throttle *dir_throttle_new(size_t capacity, unsigned limit, unsigned window_s);
 void dir_throttle_free(struct dir_throttle *t);
+/* New LIMIT and WINDOW_S for the counts already kept (0 for either: no change). */
+void dir_throttle_set_limit(struct dir_throttle *t, unsigned limit, unsigned window_s);
 /* Counts one failure of KEY; 0 or DIR_E_INTERNAL (out of memory). */
 int dir_throttle_fail(struct dir_throttle *t, const char *key, uint64_t now_ms);
 /* Takes back one failure counted ahead of an outcome that was not one. */

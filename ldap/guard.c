@@ -60,6 +60,7 @@ struct dir_guard {
 	unsigned threshold;		/* the directory's, 0: none found */
 	char *domain_dn;
 	struct dir_throttle *t;
+	struct dir_throttle *carried;	/* the previous directory's counts, until armed */
 	struct dir_throttle *inflight;	/* binds sent and not answered, per key */
 	uint64_t hidden;
 };
@@ -95,6 +96,7 @@ void dir_guard_free(struct dir_guard *g)
 	if (!g)
 		return;
 	dir_throttle_free(g->t);
+	dir_throttle_free(g->carried);
 	dir_throttle_free(g->inflight);
 	free(g->domain_dn);
 	free(g);
@@ -117,7 +119,14 @@ void dir_guard_stats(const struct dir *d, struct dir_guard_stats *out)
 static void guard_arm(struct dir_guard *g)
 {
 	if (g->limit && !g->t) {
-		g->t = dir_throttle_new(GUARD_CAPACITY, g->limit, g->cfg->ldap.lockout_guard_window_s);
+		if (g->carried) {
+			g->t = g->carried;
+			g->carried = NULL;
+			dir_throttle_set_limit(g->t, g->limit, g->cfg->ldap.lockout_guard_window_s);
+		} else {
+			g->t = dir_throttle_new(GUARD_CAPACITY, g->limit,
+						g->cfg->ldap.lockout_guard_window_s);
+		}
 		/* In-flight counts never expire by time: every one ends with its login. */
 		g->inflight = dir_throttle_new(GUARD_CAPACITY, UINT32_MAX, 86400);
 		if (!g->t || !g->inflight) {
@@ -126,6 +135,28 @@ static void guard_arm(struct dir_guard *g)
 		}
 		if (!g->t)
 			cfg_log(CFG_LOG_ERROR, "ldap: out of memory for the lockout guard; it is off");
+	}
+}
+
+void dir_carry_guard(struct dir *to, struct dir *from)
+{
+	struct dir_guard *gt = dir_guard_of(to), *gf = dir_guard_of(from);
+	struct dir_throttle *t = gf ? gf->t : NULL;
+
+	if (!gt || !t)
+		return;
+	/* Logins still in flight on FROM find no table and record nothing more;
+	 * their failures were counted when their binds were sent. */
+	gf->t = NULL;
+	if (gt->t) {
+		/* Armed at once by a fixed limit: nothing has used it yet, because
+		 * the reload runs within one loop callback. */
+		dir_throttle_free(gt->t);
+		gt->t = t;
+		dir_throttle_set_limit(t, gt->limit, gt->cfg->ldap.lockout_guard_window_s);
+	} else {
+		dir_throttle_free(gt->carried);
+		gt->carried = t;
 	}
 }
 

@@ -85,6 +85,14 @@ struct dir_throttle *dir_throttle_new(size_t capacity, unsigned limit, unsigned 
 	return t;
 }
 
+void dir_throttle_set_limit(struct dir_throttle *t, unsigned limit, unsigned window_s)
+{
+	if (!t || limit == 0 || window_s == 0)
+		return;
+	t->limit = limit;
+	t->window_ms = (uint64_t)window_s * 1000u;
+}
+
 void dir_throttle_free(struct dir_throttle *t)
 {
 	if (!t)

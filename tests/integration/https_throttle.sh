@@ -52,5 +52,21 @@ for i in $(seq 50); do grep -q 'configuration reloaded' "$T/agent.log" && break;
 S=$(new_session); csrf=$(form_csrf)
 check_eq "after a reload the address is still refused" "$(post nosuch-after-$$ wrong)" 429
 
+# The per-user guard (auto: one below slapd's pwdMaxFailure 5, so 4) keeps its
+# counts across a reload too.  Another address, so the per-address limit above
+# plays no part.
+IF=(--interface 127.0.0.4)
+S=$(new_session); csrf=$(form_csrf "${IF[@]}")
+for i in 1 2 3; do post "ghost-$$" wrong "${IF[@]}" >/dev/null; done
+n=$(grep -c 'configuration reloaded' "$T/agent.log")
+kill -HUP "$AGENT_PID"
+for i in $(seq 50); do [ "$(grep -c 'configuration reloaded' "$T/agent.log")" -gt "$n" ] && break; sleep 0.1; done
+S=$(new_session); csrf=$(form_csrf "${IF[@]}")
+check_eq "4th failure for one name, after a reload: still a bind (401)" "$(post "ghost-$$" wrong "${IF[@]}")" 401
+check_eq "5th attempt for that name: the guard kept its count over the reload (429)" \
+  "$(post "ghost-$$" wrong "${IF[@]}")" 429
+check_match "the guard's refusal is in /metrics" "$(c "$U/metrics")" \
+  'dirbridge_login_refusals_total\{reason="lockout_guard"\} [1-9]'
+
 stop_agent "$T/agent.log"
 finish

@@ -47,6 +47,26 @@ static void test_limit_and_reset(void **state)
 	dir_throttle_free(t);
 }
 
+/* A reload gives the kept counts a new limit; the counts themselves stay. */
+static void test_set_limit(void **state)
+{
+	struct dir_throttle *t = dir_throttle_new(16, 5, 60);
+
+	(void)state;
+	assert_non_null(t);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(dir_throttle_fail(t, "alice", 1000 + (uint64_t)i), 0);
+	assert_false(dir_throttle_blocked(t, "alice", 1010));
+	dir_throttle_set_limit(t, 3, 60);
+	assert_true(dir_throttle_blocked(t, "alice", 1010));
+	dir_throttle_set_limit(t, 0, 60);	/* ignored */
+	assert_true(dir_throttle_blocked(t, "alice", 1011));
+	dir_throttle_set_limit(t, 4, 60);
+	assert_false(dir_throttle_blocked(t, "alice", 1012));
+	assert_int_equal(dir_throttle_failures(t, "alice", 1012), 3);
+	dir_throttle_free(t);
+}
+
 static void test_undo(void **state)
 {
 	struct dir_throttle *t = dir_throttle_new(4, 2, 60);
@@ -185,6 +205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_limit_and_reset),
 		cmocka_unit_test(test_undo),
+		cmocka_unit_test(test_set_limit),
 		cmocka_unit_test(test_window_expiry),
 		cmocka_unit_test(test_bounded_flood),
 		cmocka_unit_test(test_eviction_order),
