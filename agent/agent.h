@@ -38,6 +38,10 @@ struct agent {
 /* Runs the agent on CFG (taking ownership) until SIGTERM or SIGINT.  Returns 0
  * after a clean stop, or a negative errno when it could not start. */
 int agent_run(struct cfg *cfg);
+/* dirbridge -n: compares a configured [ldap] lockout_guard number with the
+ * directory's lockout threshold and warns (stderr) when it is not below it.
+ * Returns 0, or a negative error when the directory could not be opened. */
+int agent_check_directory(const struct cfg *cfg);
 
 /* fdlimit.c: raises the soft RLIMIT_NOFILE (up to the hard limit) to fit
  * CFG's [https] max_connections next to the listeners, directory connections

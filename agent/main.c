@@ -14,7 +14,8 @@ static void usage(FILE *f)
 		"usage: dirbridge [-n] [-c FILE]\n"
 		"  -c FILE    configuration file (default " DEFAULT_CONFIG ")\n"
 		"  -n         check the configuration and its files, print `configuration ok`\n"
-		"             or every error, and exit\n"
+		"             or every error, and exit (a lockout_guard number is compared\n"
+		"             with the directory's lockout threshold)\n"
 		"  -h         show this help\n"
 		"  --version  show the version\n"
 		"Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n");
@@ -73,6 +74,9 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		return 2;
 	if (check_only) {
+		/* Warnings only: the configuration is valid either way. */
+		cfg_log_init(CFG_LOG_WARN);
+		(void)agent_check_directory(cfg);
 		cfg_free(cfg);
 		puts("configuration ok");
 		return 0;

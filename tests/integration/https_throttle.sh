@@ -69,4 +69,19 @@ check_match "the guard's refusal is in /metrics" "$(c "$U/metrics")" \
   'dirbridge_login_refusals_total\{reason="lockout_guard"\} [1-9]'
 
 stop_agent "$T/agent.log"
+
+# dirbridge -n compares a configured guard with the directory's threshold
+# (slapd's pwdMaxFailure is 5): at or above it, a warning; below it, none.
+for n in 5 3; do
+  sed "/^\[ldap\]\$/a lockout_guard = $n" "$T/agent.ini" >"$T/agent-guard$n.ini"
+  out=$("$BUILD/dirbridge" -c "$T/agent-guard$n.ini" -n 2>&1); rc=$?
+  check_eq "dirbridge -n with lockout_guard = $n: exit 0" "$rc" 0
+  check_match "dirbridge -n with lockout_guard = $n: configuration ok" "$out" 'configuration ok'
+  if [ $n = 5 ]; then
+    check_match "dirbridge -n warns that lockout_guard = 5 is not below the directory's 5" "$out" \
+      'lockout_guard = 5 is at or above the directory.s lockout threshold \(5\)'
+  else
+    check_nomatch "dirbridge -n does not warn for lockout_guard = 3" "$out" 'at or above'
+  fi
+done
 finish
