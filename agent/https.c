@@ -1,7 +1,7 @@
 /*
  * The front-facing HTTPS server: libuv listeners and connections, GnuTLS over
- * push/pull callbacks, HTTP/1.1 with http-parser, the routes of SPEC
- * "Front-facing HTTPS", and the limits that keep hostile clients from
+ * push/pull callbacks, HTTP/1.1 with http-parser, the routes of docs/https.md,
+ * and the limits that keep hostile clients from
  * starving real ones.
  *
  * Each connection is one struct conn with an explicit state; conn_set_state()

@@ -1,5 +1,5 @@
 /*
- * agent/ private: the front-facing HTTPS server (SPEC "Front-facing HTTPS").
+ * agent/ private: the front-facing HTTPS server (docs/https.md).
  * https.c owns listeners, connections, TLS and limits; http.c owns routes,
  * pages, forms and metrics text.  Only agent/ files include this.
  */

@@ -18,7 +18,7 @@
 
 #include "config/cfg.h"
 
-/* The SPEC.md error codes, as negative values; dir_code() gives the wire name. */
+/* The protocol's error codes (docs/protocol.md), as negative values; dir_code() gives the wire name. */
 enum dir_err {
 	DIR_OK = 0,
 	DIR_E_INVALID_CREDENTIALS = -1,

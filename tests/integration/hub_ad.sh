@@ -1,6 +1,6 @@
 #!/bin/bash
 # End to end against Active Directory (the Samba AD DC at $SAMBA_DIR): the hub
-# API through the agent; AD's account states map to their SPEC codes, nested
+# API through the agent; AD's account states map to their protocol error codes, nested
 # groups are expanded, and searches see all 1100 bulk users past AD's
 # MaxPageSize of 1000.  frank is locked out on purpose and unlocked again.
 . "$ROOT/tests/lib.sh"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # End to end: dirbridge-hub + the agent + the shared slapd.  Logins through the
-# hub API with their SPEC error codes, 200 at once, paged searches beyond the
+# hub API with their protocol error codes, 200 at once, paged searches beyond the
 # server's size limit, and a certificate / password sign-in through a session.
 . "$ROOT/tests/lib.sh"
 . "$ROOT/tests/hub_lib.sh"

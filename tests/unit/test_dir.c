@@ -1,6 +1,6 @@
 /*
  * Unit tests for the pure helpers of ldap/dir.h: filter and DN escaping, the
- * username check, AD bind diagnostics and the SPEC.md code names.
+ * username check, AD bind diagnostics and the protocol's error code names.
  *
  * Escaping is checked by meaning, not by one spelling: an escaped filter value is
  * decoded again (RFC 4515 allows escaping any byte, in either hex case) and must

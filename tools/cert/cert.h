@@ -7,7 +7,7 @@
 
 #include "tls/tls.h"
 
-/* Exit statuses, as SPEC.md fixes them. */
+/* Exit statuses: 0 success, 1 runtime failure, 2 usage or configuration error. */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
 #define PASSWORD_LEN 21		/* 20 characters, about 115 bits */

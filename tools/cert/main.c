@@ -1,5 +1,5 @@
 /*
- * dirbridge-cert: the client-certificate lifecycle (SPEC.md "dirbridge-cert"):
+ * dirbridge-cert: the client-certificate lifecycle (docs/certificates.md):
  * init-ca, issue, sign-csr, revoke, crl, list.  The logic lives in tls/pki.c;
  * this file parses arguments, reads and writes the files the user names and
  * turns failures into one-line messages and exit statuses.

@@ -158,7 +158,7 @@ static void respond_error(struct api_conn *c, int status, const char *code)
 	respond(c, status, json_pack("{s:b, s:s}", "ok", 0, "error", code));
 }
 
-/* HTTP status for a SPEC.md error code from the agent (or the hub's own). */
+/* HTTP status for a protocol error code (docs/protocol.md) from the agent (or the hub's own). */
 static int error_status(const char *code)
 {
 	static const char *const unauthorized[] = {
