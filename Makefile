@@ -45,7 +45,7 @@ endif
 
 # Modules: every .c under config/, ldap/ and tls/ goes into one archive, so link
 # order between modules never matters.
-MOD_SRC := $(wildcard config/*.c ldap/*.c tls/*.c)
+MOD_SRC := $(wildcard log/*.c config/*.c net/*.c ldap/*.c tls/*.c)
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libdirbridge.a
 

@@ -22,7 +22,7 @@ static void set_state(struct agent *a, enum agent_state state)
 {
 	static const char *const names[] = { "starting", "running", "stopping" };
 
-	cfg_log(CFG_LOG_DEBUG, "agent %s -> %s", names[a->state], names[state]);
+	log_msg(LOGL_DEBUG, "agent %s -> %s", names[a->state], names[state]);
 	a->state = state;
 }
 
@@ -39,22 +39,22 @@ static int drop_privileges(const struct cfg *cfg)
 		return 0;
 	pw = getpwnam(cfg->agent.user);
 	if (!pw) {
-		cfg_log(CFG_LOG_ERROR, "cannot drop privileges: no user %s", cfg->agent.user);
+		log_msg(LOGL_ERROR, "cannot drop privileges: no user %s", cfg->agent.user);
 		return -ENOENT;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0) {
 		int e = errno;
 
-		cfg_log(CFG_LOG_ERROR, "cannot drop privileges to %s: %s", cfg->agent.user, strerror(e));
+		log_msg(LOGL_ERROR, "cannot drop privileges to %s: %s", cfg->agent.user, strerror(e));
 		return -e;
 	}
 	/* Regaining root must be impossible, not merely unattempted. */
 	if (setuid(0) == 0) {
-		cfg_log(CFG_LOG_ERROR, "dropping privileges to %s did not stick", cfg->agent.user);
+		log_msg(LOGL_ERROR, "dropping privileges to %s did not stick", cfg->agent.user);
 		return -EPERM;
 	}
-	cfg_log(CFG_LOG_INFO, "running as user %s", cfg->agent.user);
+	log_msg(LOGL_INFO, "running as user %s", cfg->agent.user);
 	return 0;
 }
 
@@ -79,13 +79,13 @@ static int agent_apply(struct agent *a, struct cfg *next)
 
 	if (prev->agent.user != next->agent.user &&
 	    (!prev->agent.user || !next->agent.user || strcmp(prev->agent.user, next->agent.user)))
-		cfg_log(CFG_LOG_WARN, "[agent] user changes only at restart");
+		log_msg(LOGL_WARN, "[agent] user changes only at restart");
 	/* Certificates first: a set that does not load refuses the whole reload,
 	 * and the HTTPS server keeps its current one. */
 	if ((rc = https_reload(a->https, next)) < 0)
 		return rc;
 	if ((rc = dir_open(&a->loop, next, &dir)) < 0) {
-		cfg_log(CFG_LOG_ERROR, "cannot open the directory with the new configuration");
+		log_msg(LOGL_ERROR, "cannot open the directory with the new configuration");
 		https_reload(a->https, prev);
 		return rc;
 	}
@@ -96,7 +96,7 @@ static int agent_apply(struct agent *a, struct cfg *next)
 	agent_tunnel_reconfigure(a->tunnel, next, dir);
 	dir_close(a->dir, free_cfg, prev);
 	a->dir = dir;
-	cfg_log_set_level(next->agent.log_level);
+	log_set_level(next->agent.log_level);
 	a->cfg = next;
 	return 0;
 }
@@ -110,7 +110,7 @@ static void agent_reload(struct agent *a)
 	int rc;
 
 	sd_notify(0, "RELOADING=1");
-	cfg_log(CFG_LOG_INFO, "reloading %s", a->cfg->path);
+	log_msg(LOGL_INFO, "reloading %s", a->cfg->path);
 	rc = cfg_load(a->cfg->path, CFG_NEED_ALL, &next, errs ? errs : stderr);
 	if (errs)
 		fclose(errs);
@@ -119,16 +119,16 @@ static void agent_reload(struct agent *a)
 	for (line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "dirbridge: ", 11) == 0)
 			line += 11;
-		cfg_log(rc < 0 ? CFG_LOG_ERROR : CFG_LOG_WARN, "%s", line);
+		log_msg(rc < 0 ? LOGL_ERROR : LOGL_WARN, "%s", line);
 	}
 	free(text);
 	if (rc == 0 && (rc = agent_apply(a, next)) < 0)
 		cfg_free(next);
 	if (rc < 0) {
-		cfg_log(CFG_LOG_ERROR, "reload refused; still serving with the previous configuration");
+		log_msg(LOGL_ERROR, "reload refused; still serving with the previous configuration");
 	} else {
 		a->reloads++;
-		cfg_log(CFG_LOG_INFO, "configuration reloaded");
+		log_msg(LOGL_INFO, "configuration reloaded");
 	}
 	sd_notify(0, "READY=1");
 }
@@ -154,7 +154,7 @@ static void agent_stop(struct agent *a)
 		return;
 	set_state(a, AGENT_STOPPING);
 	sd_notify(0, "STOPPING=1");
-	cfg_log(CFG_LOG_INFO, "stopping");
+	log_msg(LOGL_INFO, "stopping");
 	/* The hub gets no new answers once we stop; requests it sent that are
 	 * still at the directory are completed (and discarded) by dir_close(). */
 	if (a->tunnel)
@@ -201,17 +201,17 @@ static int agent_start(struct agent *a)
 	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
 	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
 	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
-		cfg_log(CFG_LOG_ERROR, "cannot watch signals: %s", uv_strerror(rc));
+		log_msg(LOGL_ERROR, "cannot watch signals: %s", uv_strerror(rc));
 		return rc;
 	}
 	if ((rc = tls_global_init()) < 0) {
-		cfg_log(CFG_LOG_ERROR, "cannot initialize GnuTLS: %s", tls_strerror(rc));
+		log_msg(LOGL_ERROR, "cannot initialize GnuTLS: %s", tls_strerror(rc));
 		return rc;
 	}
 	/* The open-file limit is settled before any descriptor is opened. */
 	max_conns = agent_fd_budget(a->cfg);
 	if ((rc = dir_open(&a->loop, a->cfg, &a->dir)) < 0) {
-		cfg_log(CFG_LOG_ERROR, "cannot open the directory: %s", dir_code(rc));
+		log_msg(LOGL_ERROR, "cannot open the directory: %s", dir_code(rc));
 		return rc;
 	}
 	/* Listeners are bound before privileges are dropped. */
@@ -219,14 +219,14 @@ static int agent_start(struct agent *a)
 		return rc;
 	https_set_max_conns(a->https, max_conns);
 	if ((rc = agent_tunnel_start(&a->loop, a->cfg, a->dir, &a->tunnel)) < 0) {
-		cfg_log(CFG_LOG_ERROR, "cannot start the hub tunnel: %s", strerror(-rc));
+		log_msg(LOGL_ERROR, "cannot start the hub tunnel: %s", strerror(-rc));
 		return rc;
 	}
 	if ((rc = drop_privileges(a->cfg)) < 0)
 		return rc;
 	set_state(a, AGENT_RUNNING);
 	sd_notify(0, "READY=1");
-	cfg_log(CFG_LOG_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,
+	log_msg(LOGL_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,
 		DIRBRIDGE_VERSION);
 	return 0;
 }
@@ -237,7 +237,7 @@ int agent_run(struct cfg *cfg)
 	int rc = uv_loop_init(&a.loop);
 
 	if (rc < 0) {
-		cfg_log(CFG_LOG_ERROR, "cannot create the event loop: %s", uv_strerror(rc));
+		log_msg(LOGL_ERROR, "cannot create the event loop: %s", uv_strerror(rc));
 		cfg_free(cfg);
 		return rc;
 	}
@@ -246,7 +246,7 @@ int agent_run(struct cfg *cfg)
 		agent_stop(&a);
 	uv_run(&a.loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(&a.loop) != 0)
-		cfg_log(CFG_LOG_ERROR, "handles left open at exit");
+		log_msg(LOGL_ERROR, "handles left open at exit");
 	cfg_free(a.cfg);
 	return rc;
 }

@@ -58,7 +58,7 @@ int agent_check_directory(const struct cfg *cfg)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	uv_loop_close(&loop);
 	if (k.timed_out)
-		cfg_log(CFG_LOG_WARN, "ldap: lockout_guard = %u could not be compared with the "
+		log_msg(LOGL_WARN, "ldap: lockout_guard = %u could not be compared with the "
 			"directory's lockout threshold: the directory did not answer",
 			cfg->ldap.lockout_guard);
 	return 0;

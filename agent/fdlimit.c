@@ -31,7 +31,7 @@ size_t agent_fd_budget(const struct cfg *cfg)
 	rlim_t allowed;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-		cfg_log(CFG_LOG_WARN, "cannot read the open-file limit (%s); assuming it fits "
+		log_msg(LOGL_WARN, "cannot read the open-file limit (%s); assuming it fits "
 			"max_connections %u", strerror(errno), cfg->https.max_connections);
 		return cfg->https.max_connections;
 	}
@@ -45,18 +45,18 @@ size_t agent_fd_budget(const struct cfg *cfg)
 			if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
 				rl.rlim_cur = raised.rlim_cur;
 			else
-				cfg_log(CFG_LOG_WARN, "cannot raise the open-file limit from %llu to %llu: %s",
+				log_msg(LOGL_WARN, "cannot raise the open-file limit from %llu to %llu: %s",
 					(unsigned long long)rl.rlim_cur,
 					(unsigned long long)raised.rlim_cur, strerror(errno));
 		}
 	}
 	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want) {
-		cfg_log(CFG_LOG_DEBUG, "open-file limit %llu fits max_connections %u",
+		log_msg(LOGL_DEBUG, "open-file limit %llu fits max_connections %u",
 			(unsigned long long)rl.rlim_cur, cfg->https.max_connections);
 		return cfg->https.max_connections;
 	}
 	allowed = rl.rlim_cur > overhead(cfg) + MIN_CONNS ? rl.rlim_cur - overhead(cfg) : MIN_CONNS;
-	cfg_log(CFG_LOG_WARN, "open-file limit is %llu (hard limit %llu): that allows %llu "
+	log_msg(LOGL_WARN, "open-file limit is %llu (hard limit %llu): that allows %llu "
 		"client connections, not max_connections %u; raise the limit (systemd "
 		"LimitNOFILE=) to hold more", (unsigned long long)rl.rlim_cur,
 		(unsigned long long)rl.rlim_max, (unsigned long long)allowed,

@@ -509,7 +509,7 @@ static void respond_unavailable(struct conn *c)
 
 static void log_cert_refusal(struct conn *c, const char *why)
 {
-	cfg_log(CFG_LOG_WARN, "https: %s: client certificate refused: %s (serial %s, issuer \"%s\", sha256 %s)",
+	log_msg(LOGL_WARN, "https: %s: client certificate refused: %s (serial %s, issuer \"%s\", sha256 %s)",
 		c->peer, why, c->cert.serial[0] ? c->cert.serial : "?",
 		c->cert.issuer[0] ? c->cert.issuer : "?", c->cert.sha256[0] ? c->cert.sha256 : "?");
 }
@@ -536,13 +536,13 @@ static void on_login_reported(void *arg, enum agent_answer answer)
 	}
 	login_counted(c, answer == AGENT_ANSWER_OK);
 	if (answer == AGENT_ANSWER_OK) {
-		cfg_log(CFG_LOG_INFO, "https: %s: hub accepted the login of %s for session %s",
+		log_msg(LOGL_INFO, "https: %s: hub accepted the login of %s for session %s",
 			c->peer, c->signed_in, c->session);
 		if (page_success(&b, c->signed_in, c->method) < 0)
 			buf_wipe(&b);
 		respond_page(c, 200, &b);
 	} else {
-		cfg_log(CFG_LOG_WARN, "https: %s: hub %s the login of %s for session %s", c->peer,
+		log_msg(LOGL_WARN, "https: %s: hub %s the login of %s for session %s", c->peer,
 			answer == AGENT_ANSWER_UNKNOWN_SESSION ? "refused (unknown_session)"
 							       : "did not confirm",
 			c->signed_in, c->session);
@@ -610,11 +610,11 @@ static void on_session_checked(void *arg, enum agent_answer answer)
 		else
 			login_get_checked(c);
 	} else if (answer == AGENT_ANSWER_UNKNOWN_SESSION) {
-		cfg_log(CFG_LOG_INFO, "https: %s: session %s is not pending for this agent; sign-in link refused",
+		log_msg(LOGL_INFO, "https: %s: session %s is not pending for this agent; sign-in link refused",
 			c->peer, c->session);
 		respond_gone(c);
 	} else {
-		cfg_log(CFG_LOG_WARN, "https: %s: hub did not answer about session %s", c->peer,
+		log_msg(LOGL_WARN, "https: %s: hub did not answer about session %s", c->peer,
 			c->session);
 		respond_unavailable(c);
 	}
@@ -630,7 +630,7 @@ static void check_session(struct conn *c)
 	conn_set_state(c, C_CHECK_SESSION);
 	if (agent_check_session(c->session, on_session_checked, c) < 0) {
 		c->refs--;
-		cfg_log(CFG_LOG_WARN, "https: %s: hub not connected; sign-in for session %s unavailable",
+		log_msg(LOGL_WARN, "https: %s: hub not connected; sign-in for session %s unavailable",
 			c->peer, c->session);
 		respond_unavailable(c);
 	}
@@ -707,7 +707,7 @@ static void on_authenticate(void *arg, int err, const struct dir_profile *p)
 		h->m.logins_pw_fail++;
 		if (err != DIR_E_UNAVAILABLE && err != DIR_E_INTERNAL)
 			ip_failed(c);
-		cfg_log(CFG_LOG_INFO, "https: %s: password login for \"%s\" refused: %s", c->peer,
+		log_msg(LOGL_INFO, "https: %s: password login for \"%s\" refused: %s", c->peer,
 			c->username, dir_code(err));
 		if (err == DIR_E_UNAVAILABLE || err == DIR_E_INTERNAL)
 			respond_form(c, 503, c->session, c->username, MSG_UNAVAILABLE);
@@ -771,7 +771,7 @@ static void login_post_checked(struct conn *c)
 	if (h->ip_fails && dir_throttle_blocked(h->ip_fails, c->ip, uv_now(h->loop))) {
 		wipe_body(c);
 		h->m.logins_pw_throttled++;
-		cfg_log(CFG_LOG_WARN, "https: %s: password login refused: more than %u failures "
+		log_msg(LOGL_WARN, "https: %s: password login refused: more than %u failures "
 			"from this address in %u s (max_failures_per_ip)", c->peer, h->ip_limit,
 			IP_WINDOW_S);
 		respond_form(c, 429, c->session, NULL, MSG_TOO_MANY);
@@ -922,7 +922,7 @@ static ssize_t feed(struct conn *c, const char *data, size_t len)
 	c->route = ROUTE_OTHER;
 	if (c->req.status == 0 && c->parser.upgrade)
 		c->req.status = 400;
-	cfg_log(CFG_LOG_DEBUG, "https: %s: bad request: %s", c->peer,
+	log_msg(LOGL_DEBUG, "https: %s: bad request: %s", c->peer,
 		c->req.status ? http_status_str((enum http_status)c->req.status)
 			      : http_errno_description(HTTP_PARSER_ERRNO(&c->parser)));
 	respond_text(c, c->req.status ? c->req.status : 400, "bad request\n");
@@ -984,7 +984,7 @@ static void conn_run(struct conn *c)
 		ret = tls_handshake(c->tls);
 		if (ret < 0 && ret != TLS_E_AGAIN) {
 			h->m.handshakes_fail++;
-			cfg_log(CFG_LOG_DEBUG, "https: %s: handshake failed: %s", c->peer,
+			log_msg(LOGL_DEBUG, "https: %s: handshake failed: %s", c->peer,
 				tls_last_error(c->tls));
 			/* The alert goes out before the close (uv_write tries at once). */
 			(void)conn_flush(c);
@@ -1121,7 +1121,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->cert_requested = cfg_ranges_match(h->cfg->https.ranges, h->cfg->https.n_ranges,
 					     (const struct sockaddr *)&ss);
 	if (tls_server_session(h->tls, c->cert_requested, &c->tls) < 0) {
-		cfg_log(CFG_LOG_ERROR, "https: %s: cannot create a TLS session", c->peer);
+		log_msg(LOGL_ERROR, "https: %s: cannot create a TLS session", c->peer);
 		conn_set_state(c, C_CLOSED);
 		return;
 	}
@@ -1235,7 +1235,7 @@ int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct 
 	files_from_cfg(cfg, &f);
 	ret = tls_server_new(&f, &h->tls, err, sizeof(err));
 	if (ret < 0) {
-		cfg_log(CFG_LOG_ERROR, "https: %s", err);
+		log_msg(LOGL_ERROR, "https: %s", err);
 		free(h);
 		return -EINVAL;
 	}
@@ -1251,7 +1251,7 @@ int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct 
 		struct sockaddr_storage ss;
 
 		if (parse_listen(cfg->https.listen[i], &ss) < 0) {
-			cfg_log(CFG_LOG_ERROR, "https: listen %s: not a numeric HOST:PORT",
+			log_msg(LOGL_ERROR, "https: listen %s: not a numeric HOST:PORT",
 				cfg->https.listen[i]);
 			ret = -EINVAL;
 			goto fail;
@@ -1266,10 +1266,10 @@ int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct 
 		if (ret == 0)
 			ret = uv_listen((uv_stream_t *)&l->tcp, 511, on_connection);
 		if (ret < 0) {
-			cfg_log(CFG_LOG_ERROR, "https: listen %s: %s", cfg->https.listen[i], uv_strerror(ret));
+			log_msg(LOGL_ERROR, "https: listen %s: %s", cfg->https.listen[i], uv_strerror(ret));
 			goto fail;
 		}
-		cfg_log(CFG_LOG_INFO, "https: listening on %s (certificate serial %s)",
+		log_msg(LOGL_INFO, "https: listening on %s (certificate serial %s)",
 			cfg->https.listen[i], tls_server_serial(h->tls));
 	}
 	*out = h;
@@ -1305,13 +1305,13 @@ int https_reload(struct https *h, const struct cfg *cfg)
 	files_from_cfg(cfg, &f);
 	ret = tls_server_reload(h->tls, &f, err, sizeof(err));
 	if (ret < 0) {
-		cfg_log(CFG_LOG_ERROR, "https: reload refused, keeping the current certificates: %s", err);
+		log_msg(LOGL_ERROR, "https: reload refused, keeping the current certificates: %s", err);
 		return -EINVAL;
 	}
 	h->cfg = cfg;
 	if (ip_throttle_set(h, cfg) < 0)
-		cfg_log(CFG_LOG_ERROR, "https: out of memory: max_failures_per_ip is off until the next reload");
-	cfg_log(CFG_LOG_INFO, "https: certificates reloaded (certificate serial %s)",
+		log_msg(LOGL_ERROR, "https: out of memory: max_failures_per_ip is off until the next reload");
+	log_msg(LOGL_INFO, "https: certificates reloaded (certificate serial %s)",
 		tls_server_serial(h->tls));
 	return 0;
 }

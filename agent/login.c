@@ -15,11 +15,11 @@ int agent_check_session(const char *session, agent_answer_cb cb, void *arg)
 int agent_report_login(const struct agent_login *l, agent_answer_cb cb, void *arg)
 {
 	if (l->cert)
-		cfg_log(CFG_LOG_INFO, "login: session %s method %s user %s dn \"%s\" cert serial %s issuer \"%s\" sha256 %s",
+		log_msg(LOGL_INFO, "login: session %s method %s user %s dn \"%s\" cert serial %s issuer \"%s\" sha256 %s",
 			l->session, l->method, l->profile->username, l->profile->dn,
 			l->cert->serial, l->cert->issuer, l->cert->sha256);
 	else
-		cfg_log(CFG_LOG_INFO, "login: session %s method %s user %s dn \"%s\"", l->session,
+		log_msg(LOGL_INFO, "login: session %s method %s user %s dn \"%s\"", l->session,
 			l->method, l->profile->username, l->profile->dn);
 	return agent_tunnel_login(agent_tunnel_current(), l->session, l->method, l->profile,
 				  l->cert ? l->cert->serial : NULL, l->cert ? l->cert->issuer : NULL,

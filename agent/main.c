@@ -75,13 +75,13 @@ int main(int argc, char **argv)
 		return 2;
 	if (check_only) {
 		/* Warnings only: the configuration is valid either way. */
-		cfg_log_init(CFG_LOG_WARN);
+		log_init(LOGL_WARN);
 		(void)agent_check_directory(cfg);
 		cfg_free(cfg);
 		puts("configuration ok");
 		return 0;
 	}
-	cfg_log_init(cfg->agent.log_level);
+	log_init(cfg->agent.log_level);
 	/* agent_run owns the config from here: a reload replaces and frees it. */
 	return agent_run(cfg) < 0 ? 1 : 0;
 }

@@ -136,7 +136,7 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st);
 static void tun_pump(struct agent_tunnel *t);
 static void tun_flush(struct agent_tunnel *t);
 
-static void tun_fail(struct agent_tunnel *t, enum cfg_log_level lvl, const char *fmt, ...)
+static void tun_fail(struct agent_tunnel *t, enum log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---- lifetime ------------------------------------------------------------- */
@@ -196,7 +196,7 @@ static void on_write(uv_write_t *req, int status)
 	if (!l->t)
 		return;
 	if (status < 0) {
-		tun_fail(l->t, CFG_LOG_WARN, "hub: write failed: %s", uv_strerror(status));
+		tun_fail(l->t, LOGL_WARN, "hub: write failed: %s", uv_strerror(status));
 		return;
 	}
 	tun_flush(l->t);
@@ -281,14 +281,14 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 /* ---- state ------------------------------------------------------------------ */
 
-static void tun_fail(struct agent_tunnel *t, enum cfg_log_level lvl, const char *fmt, ...)
+static void tun_fail(struct agent_tunnel *t, enum log_level lvl, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (t->state == T_STOPPED || t->state == T_BACKOFF)
 		return;
 	va_start(ap, fmt);
-	cfg_vlog(lvl, fmt, ap);
+	log_vmsg(lvl, fmt, ap);
 	va_end(ap);
 	tun_set_state(t, T_BACKOFF);
 }
@@ -353,12 +353,12 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 
 	if (old == T_STOPPED)
 		return;
-	cfg_log(CFG_LOG_DEBUG, "hub: tunnel %s -> %s", state_names[old], state_names[st]);
+	log_msg(LOGL_DEBUG, "hub: tunnel %s -> %s", state_names[old], state_names[st]);
 	t->state = st;
 	if (old == T_OPEN && st != T_OPEN) {
 		uint64_t up = uv_now(t->loop) - t->open_ms;
 
-		cfg_log(CFG_LOG_WARN, "hub: disconnected from %s:%s after %llu s", t->host, t->port,
+		log_msg(LOGL_WARN, "hub: disconnected from %s:%s after %llu s", t->host, t->port,
 			(unsigned long long)(up / 1000));
 		if (up >= TUNNEL_STABLE_S * 1000u)
 			t->attempt = 0;
@@ -369,13 +369,13 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 	switch (st) {
 	case T_RESOLVING:
 		if (parse_url(t) < 0) {
-			tun_fail(t, CFG_LOG_ERROR, "hub: url %s cannot be dialled", t->cfg->hub.url);
+			tun_fail(t, LOGL_ERROR, "hub: url %s cannot be dialled", t->cfg->hub.url);
 			return;
 		}
 		uv_timer_start(&t->timer, on_timer, TUNNEL_HANDSHAKE_S * 1000u, 0);
 		rc = uv_getaddrinfo(t->loop, &t->gai, on_resolved, t->host, t->port, &hints);
 		if (rc < 0) {
-			tun_fail(t, CFG_LOG_WARN, "hub: resolving %s: %s", t->host, uv_strerror(rc));
+			tun_fail(t, LOGL_WARN, "hub: resolving %s: %s", t->host, uv_strerror(rc));
 			return;
 		}
 		t->gai_busy = true;
@@ -392,7 +392,7 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 		addrs_free(t);
 		rc = tls_client_new(&o, &l->tls);
 		if (rc < 0) {
-			tun_fail(t, CFG_LOG_ERROR, "hub: TLS setup: %s", tls_strerror(rc));
+			tun_fail(t, LOGL_ERROR, "hub: TLS setup: %s", tls_strerror(rc));
 			return;
 		}
 		tls_set_transport(l->tls, l, tls_push, tls_pull);
@@ -404,16 +404,16 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 	case T_UPGRADING:
 		l->tls_done = true;
 		if (send_upgrade(t) < 0)
-			tun_fail(t, CFG_LOG_ERROR, "hub: cannot send the upgrade request");
+			tun_fail(t, LOGL_ERROR, "hub: cannot send the upgrade request");
 		break;
 	case T_OPEN:
 		t->open_ms = t->ping_ms = uv_now(t->loop);
 		t->awaiting_pong = false;
 		uv_timer_start(&t->timer, on_timer, 1000, 1000);
-		cfg_log(CFG_LOG_INFO, "hub: connected to %s:%s (%s)", t->host, t->port,
+		log_msg(LOGL_INFO, "hub: connected to %s:%s (%s)", t->host, t->port,
 			tls_version(l->tls));
 		if (send_hello(t) < 0)
-			tun_fail(t, CFG_LOG_ERROR, "hub: cannot send hello");
+			tun_fail(t, LOGL_ERROR, "hub: cannot send hello");
 		break;
 	case T_CLOSING:
 		/* The close frames are exchanged (or ours is sent): say close_notify,
@@ -431,7 +431,7 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 		if (t->gai_busy)
 			uv_cancel((uv_req_t *)&t->gai);
 		delay = backoff_ms(t);
-		cfg_log(CFG_LOG_INFO, "hub: dialling %s:%s again in %llu ms", t->host, t->port,
+		log_msg(LOGL_INFO, "hub: dialling %s:%s again in %llu ms", t->host, t->port,
 			(unsigned long long)delay);
 		uv_timer_start(&t->timer, on_timer, delay, 0);
 		break;
@@ -458,7 +458,7 @@ static void on_timer(uv_timer_t *timer)
 		if (t->state != T_OPEN)
 			break;
 		if (t->awaiting_pong && now - t->ping_ms > TUNNEL_PONG_S * 1000u) {
-			tun_fail(t, CFG_LOG_WARN, "hub: no pong within %d s; link is dead", TUNNEL_PONG_S);
+			tun_fail(t, LOGL_WARN, "hub: no pong within %d s; link is dead", TUNNEL_PONG_S);
 		} else if (!t->awaiting_pong && now - t->ping_ms >= TUNNEL_PING_S * 1000u) {
 			struct wslay_event_msg ping = { WSLAY_PING, NULL, 0 };
 
@@ -474,7 +474,7 @@ static void on_timer(uv_timer_t *timer)
 	case T_STOPPED:
 		break;
 	default:
-		tun_fail(t, CFG_LOG_WARN, "hub: %s:%s: no connection within %d s (%s)", t->host,
+		tun_fail(t, LOGL_WARN, "hub: %s:%s: no connection within %d s (%s)", t->host,
 			 t->port, TUNNEL_HANDSHAKE_S, state_names[t->state]);
 		break;
 	}
@@ -527,13 +527,13 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 	}
 	if (status < 0 || !res) {
 		uv_freeaddrinfo(res);
-		tun_fail(t, CFG_LOG_WARN, "hub: resolving %s: %s", t->host, uv_strerror(status));
+		tun_fail(t, LOGL_WARN, "hub: resolving %s: %s", t->host, uv_strerror(status));
 		return;
 	}
 	t->addrs = t->next_addr = res;
 	rc = dial_next(t);
 	if (rc < 0) {
-		tun_fail(t, CFG_LOG_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
+		tun_fail(t, LOGL_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
 			 uv_strerror(rc));
 		return;
 	}
@@ -548,10 +548,10 @@ static void on_connected(uv_connect_t *req, int status)
 	if (!t)
 		return;
 	if (status < 0) {
-		cfg_log(CFG_LOG_DEBUG, "hub: connecting to %s:%s: %s", t->host, t->port,
+		log_msg(LOGL_DEBUG, "hub: connecting to %s:%s: %s", t->host, t->port,
 			uv_strerror(status));
 		if (!t->next_addr || (status = dial_next(t)) < 0)
-			tun_fail(t, CFG_LOG_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
+			tun_fail(t, LOGL_WARN, "hub: connecting to %s:%s: %s", t->host, t->port,
 				 uv_strerror(status));
 		return;
 	}
@@ -571,7 +571,7 @@ static int send_upgrade(struct agent_tunnel *t)
 	int n, rc = -EIO;
 
 	if (cfg_secret_read(t->cfg->hub.token_file, &token, &token_len, errbuf, sizeof(errbuf)) < 0) {
-		cfg_log(CFG_LOG_ERROR, "hub: token_file: %s", errbuf);
+		log_msg(LOGL_ERROR, "hub: token_file: %s", errbuf);
 		return -EACCES;
 	}
 	if (gnutls_rnd(GNUTLS_RND_NONCE, nonce, sizeof(nonce)) < 0 ||
@@ -693,22 +693,22 @@ static void upgrade_done(struct agent_tunnel *t)
 	unsigned status = l->parser.status_code;
 
 	if (status == 401 || status == 403) {
-		tun_fail(t, CFG_LOG_ERROR, "hub: %s:%s refused the token (HTTP %u); check [hub] token_file",
+		tun_fail(t, LOGL_ERROR, "hub: %s:%s refused the token (HTTP %u); check [hub] token_file",
 			 t->host, t->port, status);
 		return;
 	}
 	if (status != 101 || !has_token(r->val[R_UPGRADE], "websocket") ||
 	    !has_token(r->val[R_CONNECTION], "upgrade")) {
-		tun_fail(t, CFG_LOG_ERROR, "hub: %s:%s%s answered HTTP %u, not a WebSocket upgrade",
+		tun_fail(t, LOGL_ERROR, "hub: %s:%s%s answered HTTP %u, not a WebSocket upgrade",
 			 t->host, t->port, t->path, status);
 		return;
 	}
 	if (strcmp(r->val[R_ACCEPT], t->accept) != 0) {
-		tun_fail(t, CFG_LOG_ERROR, "hub: wrong Sec-WebSocket-Accept; not a WebSocket server");
+		tun_fail(t, LOGL_ERROR, "hub: wrong Sec-WebSocket-Accept; not a WebSocket server");
 		return;
 	}
 	if (wslay_event_context_client_init(&l->ws, &cbs, l) != 0) {
-		tun_fail(t, CFG_LOG_ERROR, "hub: out of memory");
+		tun_fail(t, LOGL_ERROR, "hub: out of memory");
 		return;
 	}
 	wslay_event_config_set_max_recv_msg_length(l->ws, TUNNEL_MAX_MSG);
@@ -727,7 +727,7 @@ static void upgrade_read(struct agent_tunnel *t)
 		if (n == TLS_E_AGAIN)
 			return;
 		if (n <= 0) {
-			tun_fail(t, CFG_LOG_WARN, "hub: connection closed during the upgrade");
+			tun_fail(t, LOGL_WARN, "hub: connection closed during the upgrade");
 			return;
 		}
 		used = http_parser_execute(&l->parser, &resp_settings, buf, (size_t)n);
@@ -735,7 +735,7 @@ static void upgrade_read(struct agent_tunnel *t)
 		 * with it are not, however they are split into records. */
 		l->resp.total += used;
 		if (l->resp.total > RESPONSE_MAX) {
-			tun_fail(t, CFG_LOG_ERROR, "hub: upgrade response over %u bytes", RESPONSE_MAX);
+			tun_fail(t, LOGL_ERROR, "hub: upgrade response over %u bytes", RESPONSE_MAX);
 			return;
 		}
 		if (l->resp.done) {
@@ -743,7 +743,7 @@ static void upgrade_read(struct agent_tunnel *t)
 				l->early_len = (size_t)n - used;
 				l->early = malloc(l->early_len);
 				if (!l->early) {
-					tun_fail(t, CFG_LOG_ERROR, "hub: out of memory");
+					tun_fail(t, LOGL_ERROR, "hub: out of memory");
 					return;
 				}
 				memcpy(l->early, buf + used, l->early_len);
@@ -752,7 +752,7 @@ static void upgrade_read(struct agent_tunnel *t)
 			return;
 		}
 		if (HTTP_PARSER_ERRNO(&l->parser) != HPE_OK) {
-			tun_fail(t, CFG_LOG_ERROR, "hub: malformed upgrade response");
+			tun_fail(t, LOGL_ERROR, "hub: malformed upgrade response");
 			return;
 		}
 	}
@@ -810,7 +810,7 @@ static int ws_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, voi
  * link ends once it is sent, and the tunnel dials again. */
 static void ws_fail(struct link *l, uint16_t code, const char *why)
 {
-	cfg_log(CFG_LOG_WARN, "hub: %s; closing the link", why);
+	log_msg(LOGL_WARN, "hub: %s; closing the link", why);
 	snprintf(l->why, sizeof(l->why), "%s", why);
 	wslay_event_queue_close(l->ws, code, NULL, 0);
 	wslay_event_shutdown_read(l->ws);
@@ -909,7 +909,7 @@ static void answer(struct treq *r, int err, const char *key, json_t *value)
 	json_t *m;
 
 	if (!deliverable(t, r)) {
-		cfg_log(CFG_LOG_DEBUG, "hub: result for request %s dropped: its link is gone", r->id);
+		log_msg(LOGL_DEBUG, "hub: result for request %s dropped: its link is gone", r->id);
 	} else if (err < 0) {
 		send_error(t, r->id, dir_code(err));
 	} else {
@@ -929,7 +929,7 @@ static void on_profile(void *arg, int err, const struct dir_profile *p)
 	struct treq *r = arg;
 
 	if (err < 0 && r->client_ip[0])
-		cfg_log(CFG_LOG_INFO, "hub: authenticate %s from client %s refused: %s", r->id,
+		log_msg(LOGL_INFO, "hub: authenticate %s from client %s refused: %s", r->id,
 			r->client_ip, dir_code(err));
 	if (err < 0 || !p)
 		answer(r, err < 0 ? err : DIR_E_INTERNAL, NULL, NULL);
@@ -1006,13 +1006,13 @@ static void on_text(struct agent_tunnel *t, const uint8_t *msg, size_t len)
 		goto out;
 	case TMSG_NO_ID:
 		/* Without an id there is no way to answer; the link itself is fine. */
-		cfg_log(CFG_LOG_WARN, "hub: a request without a valid id ignored");
+		log_msg(LOGL_WARN, "hub: a request without a valid id ignored");
 		goto out;
 	case TMSG_RESULT:
 		/* An answer to one of our own requests; a late one (after its
 		 * timeout) finds nobody waiting. */
 		if (!calls_answer(&t->calls, m.root))
-			cfg_log(CFG_LOG_DEBUG, "hub: result for no pending request %s dropped", m.id);
+			log_msg(LOGL_DEBUG, "hub: result for no pending request %s dropped", m.id);
 		goto out;
 	default:
 		break;
@@ -1065,7 +1065,7 @@ static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 		l->t->awaiting_pong = false;
 		break;
 	case WSLAY_CONNECTION_CLOSE:
-		cfg_log(CFG_LOG_INFO, "hub: hub closed the link (code %u)", m->status_code);
+		log_msg(LOGL_INFO, "hub: hub closed the link (code %u)", m->status_code);
 		snprintf(l->why, sizeof(l->why), "hub closed the link");
 		break;
 	default:
@@ -1093,7 +1093,7 @@ static void tun_flush(struct agent_tunnel *t)
 	}
 	l->in_ws = false;
 	if (l->fatal)
-		tun_fail(t, CFG_LOG_WARN, "hub: link failed: %s", l->why[0] ? l->why : "send error");
+		tun_fail(t, LOGL_WARN, "hub: link failed: %s", l->why[0] ? l->why : "send error");
 	else if (!wslay_event_want_read(l->ws) && !wslay_event_want_write(l->ws))
 		tun_set_state(t, T_CLOSING);
 }
@@ -1110,7 +1110,7 @@ static void tun_pump(struct agent_tunnel *t)
 		if (rc == TLS_E_AGAIN)
 			goto io;
 		if (rc < 0) {
-			tun_fail(t, CFG_LOG_ERROR, "hub: TLS with %s:%s failed%s: %s", t->host, t->port,
+			tun_fail(t, LOGL_ERROR, "hub: TLS with %s:%s failed%s: %s", t->host, t->port,
 				 rc == TLS_E_VERIFY ? " (hub certificate refused)" : "",
 				 tls_last_error(l->tls));
 			return;
@@ -1125,7 +1125,7 @@ static void tun_pump(struct agent_tunnel *t)
 			l->fatal = true;
 		l->in_ws = false;
 		if (l->fatal) {
-			tun_fail(t, CFG_LOG_WARN, "hub: link failed: %s", l->why[0] ? l->why : "receive error");
+			tun_fail(t, LOGL_WARN, "hub: link failed: %s", l->why[0] ? l->why : "receive error");
 			return;
 		}
 		tun_flush(t);
@@ -1138,7 +1138,7 @@ io:
 	if (t->link != l || t->state > T_OPEN)
 		return;
 	if (l->eof && t->state != T_OPEN) {
-		tun_fail(t, CFG_LOG_WARN, "hub: %s:%s closed the connection during %s", t->host,
+		tun_fail(t, LOGL_WARN, "hub: %s:%s closed the connection during %s", t->host,
 			 t->port, state_names[t->state]);
 		return;
 	}
@@ -1204,7 +1204,7 @@ void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, str
 	 * the reload that replaced them; the new settings are dialled at once. */
 	if (moved && t->state != T_STOPPED && t->state != T_BACKOFF) {
 		t->attempt = 0;
-		tun_fail(t, CFG_LOG_INFO, "hub: [hub] settings changed; dialling again");
+		tun_fail(t, LOGL_INFO, "hub: [hub] settings changed; dialling again");
 	}
 }
 
@@ -1268,7 +1268,7 @@ static int call_start(struct agent_tunnel *t, json_t *m, agent_answer_cb cb, voi
 	rc = calls_add(&t->calls, uv_now(t->loop), cb, arg, id);
 	if (rc < 0) {
 		if (rc == -EBUSY)
-			cfg_log(CFG_LOG_WARN, "hub: %u requests to the hub unanswered; refusing more",
+			log_msg(LOGL_WARN, "hub: %u requests to the hub unanswered; refusing more",
 				CALLS_MAX);
 		json_decref(m);
 		return rc;
@@ -1300,7 +1300,7 @@ int agent_tunnel_login(struct agent_tunnel *t, const char *session, const char *
 	json_t *cert = NULL;
 
 	if (!agent_tunnel_connected(t)) {
-		cfg_log(CFG_LOG_WARN, "hub: not connected; login for session %s not delivered",
+		log_msg(LOGL_WARN, "hub: not connected; login for session %s not delivered",
 			session);
 		return -ENOTCONN;
 	}

@@ -675,8 +675,8 @@ static void load_agent(struct loader *L)
 		key_err(L, "agent", "name", "'%.64s' is not a valid name; use up to 64 letters, "
 			"digits, dots, dashes or underscores", v);
 	c->agent.name = keep(L, v);
-	c->agent.log_level = (enum cfg_log_level)get_enum(L, "agent", "log_level", levels,
-							   CFG_LOG_INFO);
+	c->agent.log_level = (enum log_level)get_enum(L, "agent", "log_level", levels,
+							   LOGL_INFO);
 	if ((v = raw(L, "agent", "user"))) {
 		if (!getpwnam(v))
 			key_err(L, "agent", "user", "no such user '%.64s'; create it or remove the "

@@ -1,6 +1,6 @@
 /*
  * config/ — the agent's INI configuration, loaded once into an immutable typed
- * struct, and the process-wide logger.  Prefix: cfg_.
+ * struct.  Prefix: cfg_.
  *
  * Invariant: a struct cfg returned by cfg_load() has passed every check (types,
  * ranges, required keys, files readable, secret files private, URLs and CIDR
@@ -18,7 +18,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+#include "log/log.h"
+
 enum cfg_dir_type { CFG_DIR_AD, CFG_DIR_OPENLDAP };
 enum cfg_groups { CFG_GROUPS_NONE, CFG_GROUPS_DIRECT, CFG_GROUPS_RECURSIVE };
 #define CFG_LOCKOUT_AUTO 0xffffffffu	/* [ldap] lockout_guard = auto */
@@ -44,7 +45,7 @@ struct cfg {
 	char *path;			/* the file it was loaded from */
 	struct {
 		char *name;
-		enum cfg_log_level log_level;
+		enum log_level log_level;
 		char *user;		/* NULL: do not drop privileges */
 	} agent;
 	struct {
@@ -129,14 +130,5 @@ bool cfg_ranges_match(const struct cfg_range *ranges, size_t n, const struct soc
  */
 int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
 void cfg_secret_free(char *secret, size_t len);
-
-/* Process-wide logging: stderr (or journald when started by systemd). */
-void cfg_log_init(enum cfg_log_level level);
-void cfg_log_set_level(enum cfg_log_level level);
-bool cfg_log_enabled(enum cfg_log_level level);
-void cfg_log(enum cfg_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void cfg_vlog(enum cfg_log_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
 
 #endif

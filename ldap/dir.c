@@ -635,11 +635,11 @@ static void conn_set_state(struct conn *c, enum conn_state s)
 
 	if (c->state == s)
 		return;
-	cfg_log(CFG_LOG_DEBUG, "ldap: %s %s connection %s -> %s", sv->name,
+	log_msg(LOGL_DEBUG, "ldap: %s %s connection %s -> %s", sv->name,
 		c->kind == CONN_SERVICE ? "service" : "user", conn_state_name[c->state],
 		conn_state_name[s]);
 	if (s == CONN_READY && c->kind == CONN_SERVICE)
-		cfg_log(CFG_LOG_INFO, "ldap: connected to %s (%s)", sv->name,
+		log_msg(LOGL_INFO, "ldap: connected to %s (%s)", sv->name,
 			c->tls ? tls_version(c->tls) : "?");
 	c->state = s;
 }
@@ -647,7 +647,7 @@ static void conn_set_state(struct conn *c, enum conn_state s)
 static void server_up(struct server *sv)
 {
 	if (sv->down || sv->fails)
-		cfg_log(CFG_LOG_INFO, "ldap: %s is up again", sv->name);
+		log_msg(LOGL_INFO, "ldap: %s is up again", sv->name);
 	sv->down = false;
 	sv->fails = 0;
 	uv_timer_stop(&sv->retry);
@@ -658,7 +658,7 @@ static void on_retry(uv_timer_t *t)
 	struct server *sv = t->data;
 
 	sv->down = false;
-	cfg_log(CFG_LOG_DEBUG, "ldap: retrying %s", sv->name);
+	log_msg(LOGL_DEBUG, "ldap: retrying %s", sv->name);
 	pool_fill(sv->d);
 }
 
@@ -686,7 +686,7 @@ static void server_down(struct server *sv, const char *why)
 	delay = delay / 2 + jitter(sv->d) % (delay / 2 + 1);
 	sv->fails++;
 	if (!sv->down)
-		cfg_log(CFG_LOG_INFO, "ldap: %s is down (%s), retry in %llu ms", sv->name, why,
+		log_msg(LOGL_INFO, "ldap: %s is down (%s), retry in %llu ms", sv->name, why,
 			(unsigned long long)delay);
 	sv->down = true;
 	if (!sv->d->closing)
@@ -799,7 +799,7 @@ static void conn_fail(struct conn *c, int err, const char *why)
 	if (c->state >= CONN_CLOSING)
 		return;
 	if (!d->closing) {
-		cfg_log(CFG_LOG_INFO, "ldap: %s %s connection lost in state %s: %s", sv->name,
+		log_msg(LOGL_INFO, "ldap: %s %s connection lost in state %s: %s", sv->name,
 			c->kind == CONN_SERVICE ? "service" : "user", conn_state_name[c->state],
 			why);
 		/* Server health is the pool's to judge: a user connection that
@@ -1062,7 +1062,7 @@ static void conn_connected(struct conn *c)
 		err = errno;
 	if (err) {
 		/* Try the host's next address; on_poll_closed() continues. */
-		cfg_log(CFG_LOG_DEBUG, "ldap: %s: %s", sv->name, strerror(err));
+		log_msg(LOGL_DEBUG, "ldap: %s: %s", sv->name, strerror(err));
 		uv_poll_stop(&c->poll);
 		uv_close((uv_handle_t *)&c->poll, on_poll_closed);
 		return;
@@ -1099,7 +1099,7 @@ static void conn_setup_msg(struct conn *c, LDAPMessage *msg)
 	if (c->state == CONN_STARTTLS_SENT) {
 		perr = ldap_parse_result(c->ld, msg, &rc, NULL, &diag, NULL, NULL, 1);
 		if (perr != LDAP_SUCCESS || rc != LDAP_SUCCESS) {
-			cfg_log(CFG_LOG_WARN, "ldap: %s refused StartTLS: %s",
+			log_msg(LOGL_WARN, "ldap: %s refused StartTLS: %s",
 				c->d->srv[c->srv].name, diag ? diag : ldap_err2string(rc));
 			ldap_memfree(diag);
 			conn_fail(c, DIR_E_UNAVAILABLE, "StartTLS refused");
@@ -1280,7 +1280,7 @@ static struct conn *conn_new(struct dir *d, size_t srv, enum conn_kind kind)
 	c->gai.data = c;
 	rc = uv_getaddrinfo(d->loop, &c->gai, on_resolved, sv->host, sv->port, &hints);
 	if (rc < 0) {
-		cfg_log(CFG_LOG_WARN, "ldap: %s: %s", sv->name, uv_strerror(rc));
+		log_msg(LOGL_WARN, "ldap: %s: %s", sv->name, uv_strerror(rc));
 		conn_close(c);
 		return NULL;
 	}
@@ -1315,13 +1315,13 @@ static void pool_fill(struct dir *d)
 			worse++;
 	}
 	if (worse && !on_best) {
-		cfg_log(CFG_LOG_INFO, "ldap: trying preferred server %s", d->srv[best].name);
+		log_msg(LOGL_INFO, "ldap: trying preferred server %s", d->srv[best].name);
 		conn_new(d, best, CONN_SERVICE);
 		return;
 	}
 	for (; have < d->cfg->ldap.pool_size; have++) {
 		if (d->was_up && best > 0 && on_best == 0)
-			cfg_log(CFG_LOG_INFO, "ldap: failing over to %s", d->srv[best].name);
+			log_msg(LOGL_INFO, "ldap: failing over to %s", d->srv[best].name);
 		if (!conn_new(d, best, CONN_SERVICE))
 			break;
 		on_best++;
@@ -1456,7 +1456,7 @@ static void on_req_timeout(uv_timer_t *t)
 {
 	struct req *r = t->data;
 
-	cfg_log(CFG_LOG_WARN, "ldap: request timed out");
+	log_msg(LOGL_WARN, "ldap: request timed out");
 	req_finish(r, DIR_E_UNAVAILABLE);
 }
 
@@ -1813,7 +1813,7 @@ static int user_bind_err(struct req *r, LDAPMessage *msg)
 	if (pperr && (err == DIR_OK || err == DIR_E_INVALID_CREDENTIALS))
 		err = pperr;
 	if (rc != LDAP_SUCCESS)
-		cfg_log(CFG_LOG_DEBUG, "ldap: user bind refused: %s (%s)", ldap_err2string(rc),
+		log_msg(LOGL_DEBUG, "ldap: user bind refused: %s (%s)", ldap_err2string(rc),
 			diag ? diag : "");
 	ldap_memfree(diag);
 	ldap_controls_free(ctrls);
@@ -2173,7 +2173,7 @@ static void passwd_result(struct req *r, LDAPMessage *msg)
 			err = map_err(SRC_PPOLICY, (int)pe, NULL);
 	}
 	if (rc != LDAP_SUCCESS)
-		cfg_log(CFG_LOG_INFO, "ldap: password change refused: %s (%s)",
+		log_msg(LOGL_INFO, "ldap: password change refused: %s (%s)",
 			ldap_err2string(rc), diag ? diag : "");
 	ldap_memfree(diag);
 	ldap_controls_free(ctrls);
@@ -2525,14 +2525,14 @@ int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out)
 		sv->d = d;
 		sv->name = cfg->ldap.urls[i];
 		if (server_parse(sv, cfg->ldap.urls[i]) < 0) {
-			cfg_log(CFG_LOG_ERROR, "ldap: bad url %s", cfg->ldap.urls[i]);
+			log_msg(LOGL_ERROR, "ldap: bad url %s", cfg->ldap.urls[i]);
 			d->n_srv = i + 1;
 			goto fail;
 		}
 		d->n_srv = i + 1;
 		/* Plain ldap:// is only acceptable as a StartTLS upgrade. */
 		if (!sv->ldaps && !cfg->ldap.starttls) {
-			cfg_log(CFG_LOG_ERROR, "ldap: %s is plain ldap:// without starttls",
+			log_msg(LOGL_ERROR, "ldap: %s is plain ldap:// without starttls",
 				cfg->ldap.urls[i]);
 			goto fail;
 		}
@@ -2541,7 +2541,7 @@ int dir_open(uv_loop_t *loop, const struct cfg *cfg, struct dir **out)
 		rc = cfg_secret_read(cfg->ldap.bind_password_file, &d->bind_pw, &d->bind_pw_len,
 				     errbuf, sizeof(errbuf));
 		if (rc < 0) {
-			cfg_log(CFG_LOG_ERROR, "ldap: %s", errbuf);
+			log_msg(LOGL_ERROR, "ldap: %s", errbuf);
 			d->bind_pw = NULL;
 			rc = DIR_E_INTERNAL;
 			goto fail;

@@ -19,20 +19,22 @@
 #include "config/cfg.h"
 
 /* The protocol's error codes (docs/protocol.md), as negative values; dir_code() gives the wire name. */
+/* dir_ codes lie in -2001..-2099, disjoint from -errno and from the tls_ and
+ * net_ spaces. */
 enum dir_err {
 	DIR_OK = 0,
-	DIR_E_INVALID_CREDENTIALS = -1,
-	DIR_E_ACCOUNT_DISABLED = -2,
-	DIR_E_ACCOUNT_LOCKED = -3,
-	DIR_E_ACCOUNT_EXPIRED = -4,
-	DIR_E_PASSWORD_EXPIRED = -5,
-	DIR_E_PASSWORD_MUST_CHANGE = -6,
-	DIR_E_UNAVAILABLE = -7,		/* directory_unavailable */
-	DIR_E_BAD_REQUEST = -8,
-	DIR_E_INTERNAL = -9,
-	DIR_E_PASSWORD_POLICY = -10,	/* password_policy: new password refused */
-	DIR_E_NOT_FOUND = -11,		/* lookup only: no such (enabled) user */
-	DIR_E_TOO_MANY_ATTEMPTS = -12,	/* too_many_attempts: refused before any bind */
+	DIR_E_INVALID_CREDENTIALS = -2001,
+	DIR_E_ACCOUNT_DISABLED = -2002,
+	DIR_E_ACCOUNT_LOCKED = -2003,
+	DIR_E_ACCOUNT_EXPIRED = -2004,
+	DIR_E_PASSWORD_EXPIRED = -2005,
+	DIR_E_PASSWORD_MUST_CHANGE = -2006,
+	DIR_E_UNAVAILABLE = -2007,		/* directory_unavailable */
+	DIR_E_BAD_REQUEST = -2008,
+	DIR_E_INTERNAL = -2009,
+	DIR_E_PASSWORD_POLICY = -2010,	/* password_policy: new password refused */
+	DIR_E_NOT_FOUND = -2011,		/* lookup only: no such (enabled) user */
+	DIR_E_TOO_MANY_ATTEMPTS = -2012,	/* too_many_attempts: refused before any bind */
 };
 const char *dir_code(int err);
 

@@ -69,7 +69,7 @@ static const char *const policy_state_name[] = { "none", "reading", "retry", "do
 
 static void policy_set_state(struct dir_guard *g, enum policy_state s)
 {
-	cfg_log(CFG_LOG_DEBUG, "ldap: lockout policy %s -> %s", policy_state_name[g->state],
+	log_msg(LOGL_DEBUG, "ldap: lockout policy %s -> %s", policy_state_name[g->state],
 		policy_state_name[s]);
 	g->state = s;
 }
@@ -134,7 +134,7 @@ static void guard_arm(struct dir_guard *g)
 			g->t = NULL;
 		}
 		if (!g->t)
-			cfg_log(CFG_LOG_ERROR, "ldap: out of memory for the lockout guard; it is off");
+			log_msg(LOGL_ERROR, "ldap: out of memory for the lockout guard; it is off");
 	}
 }
 
@@ -202,22 +202,22 @@ static void policy_done(struct dir_guard *g, bool readable)
 	policy_set_state(g, POLICY_DONE);
 	if (g->auto_limit) {
 		if (!readable)
-			cfg_log(CFG_LOG_WARN, "ldap: lockout_guard = auto: the directory's lockout "
+			log_msg(LOGL_WARN, "ldap: lockout_guard = auto: the directory's lockout "
 				"threshold could not be read; the guard is off (set a number to "
 				"turn it on)");
 		else if (!g->threshold)
-			cfg_log(CFG_LOG_INFO, "ldap: lockout_guard = auto: the directory does not "
+			log_msg(LOGL_INFO, "ldap: lockout_guard = auto: the directory does not "
 				"lock accounts; the guard is off");
 		/* A threshold of 1 locks on the first wrong password: the guard cannot
 		 * prevent that without refusing everyone, so it allows one. */
 		g->limit = g->threshold > 2 ? g->threshold - 1 : g->threshold ? 1 : 0;
 		if (g->limit)
-			cfg_log(CFG_LOG_INFO, "ldap: lockout_guard = auto: the directory locks after "
+			log_msg(LOGL_INFO, "ldap: lockout_guard = auto: the directory locks after "
 				"%u failed binds; the agent stops at %u per user", g->threshold,
 				g->limit);
 		guard_arm(g);
 	} else if (g->threshold && lg >= g->threshold) {
-		cfg_log(CFG_LOG_WARN, "ldap: lockout_guard = %u is at or above the directory's "
+		log_msg(LOGL_WARN, "ldap: lockout_guard = %u is at or above the directory's "
 			"lockout threshold (%u): the directory locks the account first; set it "
 			"below %u or to auto", lg, g->threshold, g->threshold);
 	}
@@ -230,7 +230,7 @@ static void on_policy(struct dir_guard *g, enum policy_step step, int err,
 	bool present = false;
 
 	if (err == DIR_E_UNAVAILABLE && step != STEP_PSO) {
-		cfg_log(CFG_LOG_WARN, "ldap: the directory did not answer the lockout policy "
+		log_msg(LOGL_WARN, "ldap: the directory did not answer the lockout policy "
 			"read; logins retry it");
 		/* Logins waiting now time out as they would have without the
 		 * directory; the next one asks again. */
@@ -388,7 +388,7 @@ int dir_guard_begin(struct dir_guard *g, const char *dn, const char *username, c
 		return DIR_GUARD_WAIT;
 	}
 	if (dir_throttle_blocked(g->t, *key, now)) {
-		cfg_log(CFG_LOG_WARN, "ldap: password login for \"%s\" refused before any bind: "
+		log_msg(LOGL_WARN, "ldap: password login for \"%s\" refused before any bind: "
 			"%u failed binds within %u s (lockout_guard)", username,
 			dir_throttle_failures(g->t, *key, now), g->cfg->ldap.lockout_guard_window_s);
 		free(*key);
@@ -419,7 +419,7 @@ int dir_guard_end(struct dir_guard *g, const char *key, const char *username, in
 	    (err == DIR_E_ACCOUNT_LOCKED || err == DIR_E_ACCOUNT_DISABLED ||
 	     err == DIR_E_ACCOUNT_EXPIRED)) {
 		g->hidden++;
-		cfg_log(CFG_LOG_INFO, "ldap: password login for \"%s\" refused: %s (answered as "
+		log_msg(LOGL_INFO, "ldap: password login for \"%s\" refused: %s (answered as "
 			"invalid_credentials: reveal_account_state = false)", username, dir_code(err));
 		return DIR_E_INVALID_CREDENTIALS;
 	}

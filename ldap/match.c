@@ -59,7 +59,7 @@ int dir_lookup_name(LDAP *ld, LDAPMessage *m, const char *attr, const char *name
 	free(*uname);
 	*uname = NULL;
 	if (i < 0) {
-		cfg_log(CFG_LOG_WARN, "ldap: lookup of \"%s\" refused: no value of %s on \"%s\" "
+		log_msg(LOGL_WARN, "ldap: lookup of \"%s\" refused: no value of %s on \"%s\" "
 			"is that name, or differs from it only in ASCII letter case (the "
 			"directory matched it by folding)", name, attr, dn ? dn : "?");
 	} else {

@@ -13,7 +13,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
-#include "config/cfg.h"
+#include "log/log.h"
 #include "tls/internal.h"
 
 enum sess_state {
@@ -306,7 +306,7 @@ int tls_client_new(const struct tls_client_opts *o, struct tls_sess **out)
 	rc = client_cred(o, &cred, err, sizeof err);
 	if (rc < 0) {
 		/* No session exists yet to carry the reason, so it goes to the log. */
-		cfg_log(CFG_LOG_ERROR, "tls: %s", err);
+		log_msg(LOGL_ERROR, "tls: %s", err);
 		return rc;
 	}
 	if (gnutls_init(&gs, GNUTLS_CLIENT | GNUTLS_NONBLOCK) < 0) {

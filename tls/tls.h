@@ -21,15 +21,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* tls_ codes lie in -1001..-1099: disjoint from -errno (libuv, config) and from
+ * every other module's space (dir_ -2001.., net_ -3001..), so a code passed up
+ * through several layers still names the module that failed. */
 enum tls_err {
 	TLS_OK = 0,
-	TLS_E_AGAIN = -1,	/* would block: wait for the transport, call again */
-	TLS_E_VERIFY = -2,	/* peer certificate not trusted / wrong name */
-	TLS_E_CLOSED = -3,	/* peer closed the session */
-	TLS_E_PROTO = -4,	/* TLS protocol failure */
-	TLS_E_CONFIG = -5,	/* bad credentials / files */
-	TLS_E_NOMEM = -6,
-	TLS_E_IO = -7,		/* transport failure */
+	TLS_E_AGAIN = -1001,	/* would block: wait for the transport, call again */
+	TLS_E_VERIFY = -1002,	/* peer certificate not trusted / wrong name */
+	TLS_E_CLOSED = -1003,	/* peer closed the session */
+	TLS_E_PROTO = -1004,	/* TLS protocol failure */
+	TLS_E_CONFIG = -1005,	/* bad credentials / files */
+	TLS_E_NOMEM = -1006,
+	TLS_E_IO = -1007,		/* transport failure */
 };
 const char *tls_strerror(int err);
 

@@ -566,7 +566,7 @@ int main(int argc, char **argv)
 		return usage();
 	if (cfg_load(path, CFG_NEED_LDAP, &cfg, stderr) < 0)
 		return 2;
-	cfg_log_init(cfg->agent.log_level);
+	log_init(cfg->agent.log_level);
 	/* The ldap/ module's TLS sessions come from tls/, which needs this once. */
 	if (tls_global_init() < 0) {
 		fputs("ldapdrive: cannot initialise GnuTLS\n", stderr);

@@ -298,7 +298,7 @@ static void test_valid_full(void **state)
 	assert_int_equal(load_with("", "", &c), 0);
 	assert_string_equal(errs, "");
 	assert_string_equal(c->agent.name, "t");
-	assert_int_equal(c->agent.log_level, CFG_LOG_INFO);
+	assert_int_equal(c->agent.log_level, LOGL_INFO);
 	assert_null(c->agent.user);
 	assert_true(c->ldap.present && c->https.present && c->hub.present);
 	assert_int_equal(c->ldap.n_urls, 2);
@@ -345,7 +345,7 @@ static void test_values_and_defaults(void **state)
 			      "type = openldap\ngroups = recursive\ntimeout_ms = 600000\n"
 			      "pool_size = 32\nattributes = \"telephoneNumber mail;lang-de 2.5.4.20\"\n",
 			      CFG_NEED_LDAP, &c), 0);
-	assert_int_equal(c->agent.log_level, CFG_LOG_DEBUG);
+	assert_int_equal(c->agent.log_level, LOGL_DEBUG);
 	assert_true(c->ldap.starttls);
 	assert_int_equal(c->ldap.type, CFG_DIR_OPENLDAP);
 	assert_string_equal(c->ldap.user_filter, "(&(objectClass=inetOrgPerson)(uid={username}))");

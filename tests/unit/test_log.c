@@ -59,25 +59,25 @@ static void test_levels_and_prefix(void **state)
 	(void)state;
 	unsetenv("JOURNAL_STREAM");
 	capture_start();
-	cfg_log_init(CFG_LOG_WARN);
-	cfg_log(CFG_LOG_ERROR, "first %d", 1);
-	cfg_log(CFG_LOG_WARN, "second");
-	cfg_log(CFG_LOG_INFO, "hidden info");
-	cfg_log(CFG_LOG_DEBUG, "hidden debug");
-	cfg_log_set_level(CFG_LOG_DEBUG);
-	cfg_log(CFG_LOG_DEBUG, "now shown");
+	log_init(LOGL_WARN);
+	log_msg(LOGL_ERROR, "first %d", 1);
+	log_msg(LOGL_WARN, "second");
+	log_msg(LOGL_INFO, "hidden info");
+	log_msg(LOGL_DEBUG, "hidden debug");
+	log_set_level(LOGL_DEBUG);
+	log_msg(LOGL_DEBUG, "now shown");
 	out = capture_end();
 	assert_string_equal(out, "dirbridge: first 1\n"
 				 "dirbridge: warning: second\n"
 				 "dirbridge: debug: now shown\n");
 	free(out);
 
-	cfg_log_set_level(CFG_LOG_ERROR);
-	assert_true(cfg_log_enabled(CFG_LOG_ERROR));
-	assert_false(cfg_log_enabled(CFG_LOG_WARN));
-	cfg_log_set_level(CFG_LOG_INFO);
-	assert_true(cfg_log_enabled(CFG_LOG_INFO));
-	assert_false(cfg_log_enabled(CFG_LOG_DEBUG));
+	log_set_level(LOGL_ERROR);
+	assert_true(log_enabled(LOGL_ERROR));
+	assert_false(log_enabled(LOGL_WARN));
+	log_set_level(LOGL_INFO);
+	assert_true(log_enabled(LOGL_INFO));
+	assert_false(log_enabled(LOGL_DEBUG));
 }
 
 static void test_hostile_text(void **state)
@@ -87,12 +87,12 @@ static void test_hostile_text(void **state)
 	(void)state;
 	unsetenv("JOURNAL_STREAM");
 	capture_start();
-	cfg_log_init(CFG_LOG_INFO);
+	log_init(LOGL_INFO);
 	/* A user name carrying a newline must not forge a second log line. */
-	cfg_log(CFG_LOG_INFO, "login failed for %s", "eve\ndirbridge: login ok for admin\r\x1b[2J");
+	log_msg(LOGL_INFO, "login failed for %s", "eve\ndirbridge: login ok for admin\r\x1b[2J");
 	memset(big, 'A', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
-	cfg_log(CFG_LOG_INFO, "%s", big);
+	log_msg(LOGL_INFO, "%s", big);
 	out = capture_end();
 	assert_int_equal(strncmp(out, "dirbridge: login failed for eve\\x0adirbridge: login ok for "
 				 "admin\\x0d\\x1b[2J\n", 76), 0);
@@ -115,13 +115,13 @@ static void test_journal_stream_elsewhere(void **state)
 	 * started us): the message stays on stderr. */
 	setenv("JOURNAL_STREAM", "1:1", 1);
 	capture_start();
-	cfg_log_init(CFG_LOG_INFO);
-	cfg_log(CFG_LOG_ERROR, "still on stderr");
+	log_init(LOGL_INFO);
+	log_msg(LOGL_ERROR, "still on stderr");
 	out = capture_end();
 	assert_string_equal(out, "dirbridge: still on stderr\n");
 	free(out);
 	unsetenv("JOURNAL_STREAM");
-	cfg_log_init(CFG_LOG_INFO);
+	log_init(LOGL_INFO);
 }
 
 int main(void)

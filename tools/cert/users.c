@@ -154,7 +154,7 @@ static int run_request(const char *config, struct fetch *f)
 	if (cfg_load(config, CFG_NEED_LDAP, &cfg, stderr) < 0)
 		return EXIT_USAGE;
 	/* The agent's progress lines are noise in a tool's output; problems still show. */
-	cfg_log_set_level(CFG_LOG_WARN);
+	log_set_level(LOGL_WARN);
 	if (uv_loop_init(&loop) < 0) {
 		cfg_free(cfg);
 		return die(EXIT_RUNTIME, "cannot create an event loop");

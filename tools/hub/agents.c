@@ -171,7 +171,7 @@ static void agent_set_state(struct hub_agent *a, enum ag_state st)
 	case AG_CLOSING:
 	case AG_CLOSED:
 		if (a->ready)
-			cfg_log(CFG_LOG_INFO, "hub: agent %s (%s) disconnected", a->name, a->peer);
+			log_msg(LOGL_INFO, "hub: agent %s (%s) disconnected", a->name, a->peer);
 		a->ready = false;
 		/* A closing agent stays listed so that hub_agents_tick() can cut a
 		 * peer that never lets the shutdown complete. */
@@ -309,7 +309,7 @@ static void up_refuse(struct hub_agent *a, const char *status, const char *extra
 	n = snprintf(buf, sizeof(buf),
 		     "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n%s\r\n",
 		     status, extra ? extra : "");
-	cfg_log(CFG_LOG_WARN, "hub: %s: upgrade refused: %s", a->peer, status);
+	log_msg(LOGL_WARN, "hub: %s: upgrade refused: %s", a->peer, status);
 	tls_send(a->tls, buf, (size_t)n);
 	agent_set_state(a, AG_CLOSING);
 }
@@ -451,7 +451,7 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 /* Fails the WebSocket with CODE: the close frame goes out, nothing more is read. */
 static void ws_fail(struct hub_agent *a, uint16_t code, const char *why)
 {
-	cfg_log(CFG_LOG_WARN, "hub: agent %s (%s): %s; closing", a->ready ? a->name : "-",
+	log_msg(LOGL_WARN, "hub: agent %s (%s): %s; closing", a->ready ? a->name : "-",
 		a->peer, why);
 	wslay_event_queue_close(a->ws, code, NULL, 0);
 	wslay_event_shutdown_read(a->ws);
@@ -497,7 +497,7 @@ static void on_hello(struct hub_agent *a, json_t *m)
 	}
 	a->ready = true;
 	a->since = time(NULL);
-	cfg_log(CFG_LOG_INFO, "hub: agent %s %s connected from %s", a->name, a->version, a->peer);
+	log_msg(LOGL_INFO, "hub: agent %s %s connected from %s", a->name, a->version, a->peer);
 }
 
 static void on_result(struct hub_agent *a, json_t *m)
@@ -521,7 +521,7 @@ static void on_result(struct hub_agent *a, json_t *m)
 		}
 	}
 	/* Late (timed out) or unknown: there is nobody to give it to. */
-	cfg_log(CFG_LOG_DEBUG, "hub: agent %s: result for unknown id dropped", a->name);
+	log_msg(LOGL_DEBUG, "hub: agent %s: result for unknown id dropped", a->name);
 }
 
 /* Queues M (taken) for agent A.  Used for answers to the agent's own requests;
@@ -583,7 +583,7 @@ static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 		hub_session_message(a->hub, a, type, j);
 	} else {
 		/* Newer agents may send more; ignoring unknown types keeps them working. */
-		cfg_log(CFG_LOG_DEBUG, "hub: agent %s: unknown message type ignored", a->name);
+		log_msg(LOGL_DEBUG, "hub: agent %s: unknown message type ignored", a->name);
 	}
 	json_decref(j);
 }
@@ -620,7 +620,7 @@ static void agent_pump(struct hub_agent *a)
 		if (rc == TLS_E_AGAIN)
 			goto io;
 		if (rc < 0) {
-			cfg_log(CFG_LOG_WARN, "hub: %s: TLS handshake failed: %s", a->peer,
+			log_msg(LOGL_WARN, "hub: %s: TLS handshake failed: %s", a->peer,
 				tls_last_error(a->tls));
 			agent_set_state(a, AG_CLOSED);
 			return;
@@ -839,7 +839,7 @@ void hub_agents_tick(struct hub *h, uint64_t now)
 		if (a->state < AG_OPEN || (a->state == AG_OPEN && !a->ready)) {
 			/* Covers slow TLS, a dribbled upgrade request and a missing hello. */
 			if (now - a->opened_ms > HUB_HANDSHAKE_S * 1000u) {
-				cfg_log(CFG_LOG_WARN, "hub: %s: no hello within %d s; closing", a->peer,
+				log_msg(LOGL_WARN, "hub: %s: no hello within %d s; closing", a->peer,
 					HUB_HANDSHAKE_S);
 				agent_set_state(a, AG_CLOSED);
 			}
@@ -853,7 +853,7 @@ void hub_agents_tick(struct hub *h, uint64_t now)
 		/* Half-open links: an agent that sent nothing, not even a pong, for
 		 * this long is gone, and its requests must fail now, not at timeout. */
 		if (now - a->last_rx_ms > HUB_DEAD_AFTER_S * 1000u) {
-			cfg_log(CFG_LOG_WARN, "hub: agent %s: silent for %d s; dropping", a->name,
+			log_msg(LOGL_WARN, "hub: agent %s: silent for %d s; dropping", a->name,
 				HUB_DEAD_AFTER_S);
 			agent_set_state(a, AG_CLOSED);
 			continue;

@@ -173,7 +173,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	(void)signum;
 	if (h->stopping)
 		return;
-	cfg_log(CFG_LOG_INFO, "hub: stopping");
+	log_msg(LOGL_INFO, "hub: stopping");
 	h->stopping = true;
 	uv_close((uv_handle_t *)&h->agent_listener, NULL);
 	uv_close((uv_handle_t *)&h->api_listener, NULL);
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
 	char err[512];
 	int c, rc;
 
-	cfg_log_init(CFG_LOG_INFO);
+	log_init(LOGL_INFO);
 	json_set_alloc_funcs(json_alloc, json_release);
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {
@@ -223,7 +223,7 @@ int main(int argc, char **argv)
 		case 't': tokens = optarg; break;
 		case 'a': api = optarg; break;
 		case 'C': ca = optarg; break;
-		case 'v': cfg_log_set_level(CFG_LOG_DEBUG); break;
+		case 'v': log_set_level(LOGL_DEBUG); break;
 		case 'h': fputs(usage, stdout); return 0;
 		case 'V': printf("dirbridge-hub %s\n", DIRBRIDGE_VERSION); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -290,7 +290,7 @@ int main(int argc, char **argv)
 	uv_signal_start(&h.sigint, on_signal, SIGINT);
 	uv_signal_start(&h.sigterm, on_signal, SIGTERM);
 	signal(SIGPIPE, SIG_IGN);
-	cfg_log(CFG_LOG_INFO, "hub: agents on wss://%s/agent/v1, API on http://%s", listen, api);
+	log_msg(LOGL_INFO, "hub: agents on wss://%s/agent/v1, API on http://%s", listen, api);
 	uv_run(h.loop, UV_RUN_DEFAULT);
 	rc = 0;
 out:

@@ -83,7 +83,7 @@ const char *hub_session_login(struct hub *h, const char *agent, json_t *msg)
 		return "internal";
 	json_object_del(s->login, "id");
 	s->done = true;
-	cfg_log(CFG_LOG_INFO, "hub: session %.8s… done (%s) by agent %s", s->id, method, agent);
+	log_msg(LOGL_INFO, "hub: session %.8s… done (%s) by agent %s", s->id, method, agent);
 	return NULL;
 }
 
@@ -111,21 +111,21 @@ void hub_session_message(struct hub *h, struct hub_agent *a, const char *type, j
 	if (strcmp(type, "login") == 0) {
 		err = hub_session_login(h, agent, m);
 		if (err)
-			cfg_log(CFG_LOG_WARN, "hub: agent %s: login refused: %s", agent, err);
+			log_msg(LOGL_WARN, "hub: agent %s: login refused: %s", agent, err);
 		/* A login without an id (older agents) gets no answer. */
 		if (id)
 			hub_agent_answer(a, id, err);
 		return;
 	}
 	if (!id) {
-		cfg_log(CFG_LOG_WARN, "hub: agent %s: %s without a valid id ignored", agent, type);
+		log_msg(LOGL_WARN, "hub: agent %s: %s without a valid id ignored", agent, type);
 		return;
 	}
 	session = json_string_value(json_object_get(m, "session"));
 	if (!session) {
 		hub_agent_answer(a, id, "bad_request");
 	} else if (!hub_session_pending(h, agent, session)) {
-		cfg_log(CFG_LOG_INFO, "hub: agent %s: session_check for no pending session of its own",
+		log_msg(LOGL_INFO, "hub: agent %s: session_check for no pending session of its own",
 			agent);
 		hub_agent_answer(a, id, "unknown_session");
 	} else {

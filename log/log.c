@@ -1,5 +1,5 @@
 /*
- * Process-wide logging; see cfg.h.  Each message is formatted whole and written
+ * Process-wide logging; see log.h.  Each message is formatted whole and written
  * with one call, so lines from different parts never interleave.  Control bytes
  * are escaped: messages carry user names and other hostile text, and a newline
  * in one must not forge a second log line.
@@ -13,11 +13,11 @@
 
 #include <systemd/sd-journal.h>
 
-#include "config/cfg.h"
+#include "log/log.h"
 
 #define LINE_MAX_LEN 2048
 
-static enum cfg_log_level log_level = CFG_LOG_INFO;
+static enum log_level log_level = LOGL_INFO;
 static bool to_journal;
 
 /*
@@ -37,18 +37,18 @@ static bool stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
-void cfg_log_init(enum cfg_log_level level)
+void log_init(enum log_level level)
 {
 	log_level = level;
 	to_journal = stderr_is_journal();
 }
 
-void cfg_log_set_level(enum cfg_log_level level)
+void log_set_level(enum log_level level)
 {
 	log_level = level;
 }
 
-bool cfg_log_enabled(enum cfg_log_level level)
+bool log_enabled(enum log_level level)
 {
 	return level <= log_level;
 }
@@ -69,14 +69,14 @@ static void sanitize(char *dst, size_t cap, const char *src)
 	dst[o] = '\0';
 }
 
-void cfg_vlog(enum cfg_log_level level, const char *fmt, va_list ap)
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	static const int priority[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
 	static const char *const tag[] = { "", "warning: ", "", "debug: " };
 	char raw[LINE_MAX_LEN], clean[LINE_MAX_LEN], line[LINE_MAX_LEN + 32];
 	int n;
 
-	if (!cfg_log_enabled(level) || (unsigned)level > CFG_LOG_DEBUG)
+	if (!log_enabled(level) || (unsigned)level > LOGL_DEBUG)
 		return;
 	vsnprintf(raw, sizeof raw, fmt, ap);
 	sanitize(clean, sizeof clean, raw);
@@ -92,11 +92,11 @@ void cfg_vlog(enum cfg_log_level level, const char *fmt, va_list ap)
 	}
 }
 
-void cfg_log(enum cfg_log_level level, const char *fmt, ...)
+void log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	cfg_vlog(level, fmt, ap);
+	log_vmsg(level, fmt, ap);
 	va_end(ap);
 }
