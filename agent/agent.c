@@ -196,8 +196,6 @@ static int agent_start(struct agent *a)
 	size_t max_conns;
 	int rc;
 
-	/* A peer closing mid-write must be an error code, not the end of the process. */
-	signal(SIGPIPE, SIG_IGN);
 	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
 	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
 	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {

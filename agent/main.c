@@ -1,7 +1,10 @@
 /* dirbridge — the agent daemon: command line, then the loop in agent.c. */
 #include <getopt.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
+
+#include <jansson.h>
 
 #include "agent/agent.h"
 #include "config/cfg.h"
@@ -82,6 +85,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_init(cfg->agent.log_level);
+	/* Process-wide settings belong here, not in the modules: a peer that closes
+	 * early must not kill the process, and JSON memory is wiped when freed. */
+	signal(SIGPIPE, SIG_IGN);
+	json_set_alloc_funcs(cfg_wipe_alloc, cfg_wipe_free);
 	/* agent_run owns the config from here: a reload replaces and frees it. */
 	return agent_run(cfg) < 0 ? 1 : 0;
 }

@@ -20,7 +20,6 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <http_parser.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1150,19 +1149,6 @@ io:
 
 /* ---- public --------------------------------------------------------------------- */
 
-/* Every JSON value may hold a password or a profile: wipe what jansson frees. */
-static void *json_alloc(size_t n)
-{
-	return malloc(n);
-}
-
-static void json_release(void *p)
-{
-	if (p)
-		explicit_bzero(p, malloc_usable_size(p));
-	free(p);
-}
-
 int agent_tunnel_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
 		       struct agent_tunnel **out)
 {
@@ -1173,7 +1159,6 @@ int agent_tunnel_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	json_set_alloc_funcs(json_alloc, json_release);
 	t->loop = loop;
 	t->cfg = cfg;
 	t->dir = dir;

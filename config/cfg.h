@@ -131,4 +131,9 @@ bool cfg_ranges_match(const struct cfg_range *ranges, size_t n, const struct soc
 int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
 void cfg_secret_free(char *secret, size_t len);
 
+/* secret.c: malloc and a free that wipes the whole block first (malloc_usable_size),
+ * for allocators such as jansson's whose values may hold secrets. */
+void *cfg_wipe_alloc(size_t n);
+void cfg_wipe_free(void *p);
+
 #endif

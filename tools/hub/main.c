@@ -5,7 +5,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <malloc.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <stdio.h>
@@ -153,19 +152,6 @@ static int load_tokens(struct hub *h, const char *path)
 	return rc;
 }
 
-/* Every JSON value may hold a password or a profile: wipe memory jansson frees. */
-static void *json_alloc(size_t n)
-{
-	return malloc(n);
-}
-
-static void json_release(void *p)
-{
-	if (p)
-		explicit_bzero(p, malloc_usable_size(p));
-	free(p);
-}
-
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct hub *h = s->data;
@@ -213,8 +199,11 @@ int main(int argc, char **argv)
 	char err[512];
 	int c, rc;
 
+	/* Process-wide: a closed peer is an error code, and JSON memory is wiped. */
+	signal(SIGPIPE, SIG_IGN);
+	json_set_alloc_funcs(cfg_wipe_alloc, cfg_wipe_free);
+
 	log_init(LOGL_INFO);
-	json_set_alloc_funcs(json_alloc, json_release);
 	while ((c = getopt_long(argc, argv, "hv", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen = optarg; break;
@@ -289,7 +278,6 @@ int main(int argc, char **argv)
 	h.sigint.data = h.sigterm.data = &h;
 	uv_signal_start(&h.sigint, on_signal, SIGINT);
 	uv_signal_start(&h.sigterm, on_signal, SIGTERM);
-	signal(SIGPIPE, SIG_IGN);
 	log_msg(LOGL_INFO, "hub: agents on wss://%s/agent/v1, API on http://%s", listen, api);
 	uv_run(h.loop, UV_RUN_DEFAULT);
 	rc = 0;
