@@ -4,13 +4,16 @@
 # slapd and Samba on loopback, and a system slapd would hold port 389).
 set -euo pipefail
 
+# Recommended packages are not installed (see below), so the ones the tests need
+# are named: samba-ad-provision holds the AD schema that `samba-tool domain
+# provision` reads.
 PKGS=(build-essential pkg-config
       libldap-dev libgnutls28-dev libuv1-dev libiniparser-dev libsasl2-dev
       libhttp-parser-dev libwslay-dev libjansson-dev libcmocka-dev libzip-dev libsystemd-dev
       libsasl2-modules libsasl2-modules-gssapi-mit
       clang libclang-rt-14-dev
       gnutls-bin openssl libnss3-tools curl bc jq python3 faketime
-      slapd ldap-utils samba samba-ad-dc krb5-user winbind
+      slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules krb5-user winbind
       chromium fonts-dejavu-core ca-certificates)
 GNUTLS_MIN=3.7.9-2+deb12u7
 
