@@ -620,14 +620,6 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	}
 }
 
-static struct req *req_by_msgid(struct conn *c, int msgid)
-{
-	for (struct req *r = c->d->reqs; r; r = r->next)
-		if (r->conn == c && r->msgid == msgid)
-			return r;
-	return NULL;
-}
-
 /* Reads every complete message libldap can give without waiting and hands
  * each to whoever waits for its message id. */
 static void conn_read(struct conn *c)
@@ -639,7 +631,6 @@ static void conn_read(struct conn *c)
 	       c->state == CONN_READY) {
 		LDAPMessage *msg = NULL;
 		int rc = ldap_result(c->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &msg);
-		struct req *r;
 
 		if (rc == 0) {
 			/* Nothing complete.  Bytes TLS already decrypted do not make
@@ -669,12 +660,7 @@ static void conn_read(struct conn *c)
 			conn_setup_msg(c, msg);
 			continue;
 		}
-		r = req_by_msgid(c, ldap_msgid(msg));
-		if (!r) {
-			ldap_msgfree(msg);
-			continue;
-		}
-		r->on_msg(r, msg);
+		dir_req_dispatch(c, msg);
 	}
 }
 

@@ -317,6 +317,8 @@ void dir_req_arm(struct req *r);
 void dir_req_service(struct req *r, send_fn send, msg_fn on_msg, bool readonly);
 void dir_req_send_on(struct req *r, struct conn *c);
 void dir_req_conn_lost(struct req *r, struct conn *c);
+/* Hands a message read on a ready connection to its request (or drops it). */
+void dir_req_dispatch(struct conn *c, LDAPMessage *msg);
 /* The operation on r->conn is over. */
 void dir_op_done(struct req *r);
 /* Parses a final result; returns the LDAP code and, if wanted, the controls. */

@@ -251,6 +251,21 @@ void dir_req_abort(struct req *r)
 	uv_close((uv_handle_t *)&r->timer, on_req_closed);
 }
 
+/* Hands MSG, read on C, to the request waiting for its message id; nobody
+ * waits for one of an abandoned operation, and it is dropped. */
+void dir_req_dispatch(struct conn *c, LDAPMessage *msg)
+{
+	int msgid = ldap_msgid(msg);
+
+	for (struct req *r = c->d->reqs; r; r = r->next) {
+		if (r->conn == c && r->msgid == msgid) {
+			r->on_msg(r, msg);
+			return;
+		}
+	}
+	ldap_msgfree(msg);
+}
+
 /* Parses a final result; returns the LDAP code and, if wanted, the controls. */
 int dir_result_code(struct req *r, LDAPMessage *msg, char **diag, LDAPControl ***ctrls)
 {
