@@ -15,7 +15,8 @@
 #include "ldap/internal.h"
 #include "tls/tls.h"
 
-/* The one place where library codes become dir_err values. */
+/* The user's bind alone reads AD diagnostics; a password change reads AD's
+ * modify errors.  A libldap client error (negative) falls to the default. */
 int dir_map_err(enum err_src src, int code, const char *diag)
 {
 	switch (src) {
