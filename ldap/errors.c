@@ -16,7 +16,8 @@
 #include "tls/tls.h"
 
 /* The user's bind alone reads AD diagnostics; a password change reads AD's
- * modify errors.  A libldap client error (negative) falls to the default. */
+ * modify errors.  libldap's own (negative) client errors are codes like the
+ * others: those not listed are DIR_E_INTERNAL. */
 int dir_map_err(enum err_src src, int code, const char *diag)
 {
 	switch (src) {
