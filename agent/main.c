@@ -76,6 +76,10 @@ int main(int argc, char **argv)
 	rc = cfg_load(path, CFG_NEED_ALL, &cfg, stderr);
 	if (rc < 0)
 		return 2;
+	/* GSSAPI finds its client keytab only through the environment, which is
+	 * the process's: so it is set here, once, never inside ldap/. */
+	if (cfg->ldap.keytab)
+		setenv("KRB5_CLIENT_KTNAME", cfg->ldap.keytab, 1);
 	if (check_only) {
 		/* Warnings only: the configuration is valid either way. */
 		log_init(LOGL_WARN);

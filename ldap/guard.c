@@ -42,7 +42,7 @@
 #define GUARD_CAPACITY 8192	/* users with failures remembered at once */
 
 enum policy_state {
-	POLICY_NONE,		/* nothing to read: the limit is configured or off */
+	POLICY_NONE = 0,	/* nothing to read: the limit is configured or off */
 	POLICY_READING,
 	POLICY_RETRY,		/* the directory did not answer: read again on demand */
 	POLICY_DONE,
@@ -86,7 +86,6 @@ int dir_guard_new(struct dir *d, uv_loop_t *loop, const struct cfg *cfg, struct 
 	g->cfg = cfg;
 	g->auto_limit = cfg->ldap.lockout_guard == CFG_LOCKOUT_AUTO;
 	g->limit = g->auto_limit ? 0 : cfg->ldap.lockout_guard;
-	g->state = POLICY_NONE;
 	*out = g;
 	return 0;
 }

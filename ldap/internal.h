@@ -8,6 +8,7 @@
 
 #include <lber.h>
 #include <ldap.h>
+#include <netdb.h>
 #include <uv.h>
 
 #include "config/cfg.h"
@@ -67,8 +68,286 @@ int dir_name_pick(struct berval *const *vals, size_t n, const char *name);
 /* For a lookup of NAME that found entry M: replaces *UNAME with the entry's own
  * value of ATTR that NAME names (dir_name_pick), or with NULL, logging a warning
  * with DN, when the directory matched NAME only through its matching rule's
- * folding.  -1 when out of memory. */
+ * folding.  DIR_E_INTERNAL when out of memory. */
 int dir_lookup_name(LDAP *ld, LDAPMessage *m, const char *attr, const char *name,
 		    const char *dn, char **uname);
+
+/* ==== the directory client (dir.c and the files it was split into) ==== */
+
+#define PAGE_SIZE 500
+#define GROUP_SEARCHES_MAX 128	/* bounds the OpenLDAP membership walk */
+#define GROUP_BATCH 64		/* DNs per membership search */
+#define USER_CONNS_MAX 32	/* user-bind connections open at once */
+#define READY_GRACE_MS 10000u	/* a service connection lost younger marks its server down */
+#define GROUPS_MAX 4096
+#define BACKOFF_MIN_MS 500u
+#define BACKOFF_MAX_MS 30000u
+
+/* AD userAccountControl and msDS-User-Account-Control-Computed bits. */
+#define UF_ACCOUNTDISABLE 0x2u
+#define UF_LOCKOUT 0x10u
+
+struct req;
+
+struct server {
+	struct dir *d;
+	const char *name;	/* the configured URL, for logs */
+	char *url;		/* what libldap is given: ldap://host:port */
+	char *host;		/* checked against the certificate */
+	char port[8];
+	bool ldaps;
+	bool down;
+	unsigned fails;
+	uv_timer_t retry;	/* when a down server may be tried again */
+};
+
+/* Ordered: code compares with < CONN_READY and >= CONN_CLOSING. */
+enum conn_state {
+	CONN_NEW = 0,
+	CONN_RESOLVING,
+	CONN_CONNECTING,
+	CONN_STARTTLS_SENT,
+	CONN_TLS_HANDSHAKE,
+	CONN_BINDING,
+	CONN_READY,
+	CONN_CLOSING,
+	CONN_DEAD,
+};
+
+/* A service connection binds as the service account and joins the pool; a user
+ * connection is opened for one request, binds as that user and is closed. */
+enum conn_kind { CONN_SERVICE, CONN_USER };
+
+struct conn {
+	struct dir *d;
+	struct conn *next;
+	enum conn_state state;	/* written only by conn_set_state() */
+	enum conn_kind kind;
+	size_t srv;
+	bool retiring;		/* on a less preferred server: close when idle */
+	struct req *owner;	/* user connections: the request served */
+	struct addrinfo *ai, *ai_cur;
+	uv_getaddrinfo_t gai;
+	bool gai_busy;
+	int fd;
+	uv_poll_t poll;
+	bool poll_open;
+	int poll_events;
+	uv_timer_t timer;	/* setup deadline */
+	bool timer_open;
+	unsigned refs;		/* handles and lookups not yet called back */
+	struct tls_sess *tls;
+	bool verified;		/* handshake done, server certificate verified */
+	bool write_blocked;	/* libldap holds a request the socket would not take */
+	uint64_t ready_at;	/* loop time it became ready */
+	LDAP *ld;
+	int msgid;		/* StartTLS or bind in flight */
+	const char *rmech;	/* SASL interactive bind state */
+	unsigned n_ops;		/* requests with an operation in flight here */
+};
+
+enum req_kind { REQ_AUTH, REQ_LOOKUP, REQ_CHPW, REQ_USERS, REQ_GROUPS, REQ_READ };
+
+/* Where a request is in its life.  Only RS_QUEUED requests are sent by the
+ * kick; a request that is not waiting for anything is RS_RUNNING (an operation
+ * in flight, or its user connection on the way). */
+enum req_state {
+	RS_NEW = 0,
+	RS_POLICY_WAIT,	/* a login waiting for the lockout policy to be read */
+	RS_QUEUED,	/* its next step waits for a service connection */
+	RS_RUNNING,
+	RS_PARKED,	/* a login waiting for another login of its guard key to end */
+	RS_DONE,	/* its callback has run (or it was aborted): nothing more */
+};
+
+/* A password request's own connection, bound as the user. */
+enum ubind_phase {
+	UB_NEW = 0,	/* none wanted yet */
+	UB_WAITING,	/* USER_CONNS_MAX are open: waiting for a slot */
+	UB_OPENING,	/* it has a connection, not yet ready */
+	UB_BINDING,	/* the user's bind is in flight on it */
+	UB_BOUND,	/* bound as the user, nothing in flight on it */
+	UB_CHANGING,	/* a password change is in flight on it */
+	UB_DONE,	/* let go: handed on or closed */
+};
+
+struct entry {
+	char *dn, *uname, *display, *cn, *mail;
+	char **memberof;
+	size_t n_memberof;
+	struct dir_attr *attrs;
+	size_t n_attrs;
+	bool has_uac, has_uacc;
+	unsigned long uac, uacc;
+	long long expires;
+	bool pwd_locked;
+};
+
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+typedef int (*send_fn)(struct req *r);
+typedef void (*msg_fn)(struct req *r, LDAPMessage *msg);
+
+struct req {
+	struct dir *d;
+	struct req *next, *prev;
+	enum req_kind kind;
+	enum req_state state;		/* written only by dir_req_set_state() */
+	enum ubind_phase uphase;	/* written only by dir_req_set_uphase() */
+	bool readonly;
+	unsigned retries;
+	struct conn *conn;	/* connection of the operation in flight */
+	int msgid;
+	send_fn send;		/* (re)sends the current step on req->conn */
+	msg_fn on_msg;
+	struct conn *uconn;	/* the user's own connection */
+	size_t srv;		/* server the user was found on */
+	uv_timer_t timer;
+
+	char *username;
+	char *filter;
+	char *pw, *newpw;
+	size_t pw_len, newpw_len;
+	size_t limit;
+	bool paged;
+	struct berval cookie;
+
+	size_t n_found;
+	struct entry ent;
+	struct strv groups, seen, frontier;
+	unsigned depth;
+	struct dir_profile *users;
+	size_t n_users, cap_users;
+
+	/* Password logins: the guard's key, the bind's own answer, whether the
+	 * bind is a decoy for an unknown user. */
+	char *guard_key;
+	int bind_err;
+	bool decoy;
+	/* REQ_READ (guard.c's policy reads) */
+	char *base;
+	int scope;
+	const char *const *read_attrs;
+
+	dir_profile_cb profile_cb;
+	dir_users_cb users_cb;
+	dir_names_cb names_cb;
+	dir_done_cb done_cb;
+	void *arg;
+};
+
+struct dir {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	struct server *srv;
+	size_t n_srv;
+	struct conn *conns;
+	struct req *reqs;
+	unsigned n_user_conns;
+	uv_timer_t kick;	/* runs queued work from the loop, never inline */
+	unsigned handles;	/* open handles and lookups; freed at zero */
+	char *bind_pw;
+	size_t bind_pw_len;
+	struct dir_guard *guard;
+	char *uattr;		/* attribute holding the username */
+	const char **user_attrs;
+	bool closing;
+	bool was_up;
+	uint64_t rng;
+	void (*done)(void *arg);
+	void *done_arg;
+};
+
+/* ---- errors.c: the one place where library codes become dir_err values ---- */
+enum err_src {
+	SRC_LDAP,	/* result of an operation other than the user's bind */
+	SRC_USER_BIND,	/* result of binding as the user: AD diagnostics apply */
+	SRC_PPOLICY,	/* password policy response control */
+	SRC_SASL,
+	SRC_TLS,
+	SRC_PASSWD,	/* result of a password change */
+};
+/* CODE is an LDAP result code, a ppolicy error, a SASL or a tls_ code per SRC;
+ * DIAG the server's diagnostic message (may be NULL). */
+int dir_map_err(enum err_src src, int code, const char *diag);
+
+/* ---- entry.c: search entries and small helpers ---- */
+void dir_wipe_free(char *p, size_t len);
+int dir_strv_add(struct strv *s, const char *v);
+/* Case-insensitive (DNs and group names). */
+bool dir_strv_has(const struct strv *s, const char *v);
+void dir_strv_free(struct strv *s);
+/* The cn of the first RDN of DN, or NULL; malloc'd. */
+char *dir_dn_cn(const char *dn);
+void dir_entry_free(struct entry *e);
+int dir_entry_parse(struct dir *d, LDAP *ld, LDAPMessage *m, struct entry *e);
+/* The account state found by the search: 0 or a DIR_E_ACCOUNT_* code. */
+int dir_entry_state(const struct dir *d, const struct entry *e);
+
+/* ---- conn.c: one connection ---- */
+struct conn *dir_conn_new(struct dir *d, size_t srv, enum conn_kind kind);
+void dir_conn_close(struct conn *c);
+/* Fails every request using C (retrying read-only searches once elsewhere),
+ * marks its server down and closes it. */
+void dir_conn_fail(struct conn *c, int err, const char *why);
+/* Watches C for what libldap needs next (after a request was sent). */
+void dir_conn_rearm(struct conn *c);
+
+/* ---- pool.c: the service pool, servers and failover ---- */
+void dir_server_down(struct server *sv, const char *why);
+void dir_pool_fill(struct dir *d);
+/* Service connection C just became ready: retire those on worse servers. */
+void dir_pool_ready(struct conn *c);
+/* Runs queued requests from the loop, never inline. */
+void dir_kick(struct dir *d);
+
+/* ---- req.c: requests, timeouts, results ---- */
+void dir_req_set_state(struct req *r, enum req_state s);
+void dir_req_set_uphase(struct req *r, enum ubind_phase p);
+int dir_req_new(struct dir *d, enum req_kind kind, void *arg, struct req **out);
+/* Frees a request that never started: no callback. */
+void dir_req_abort(struct req *r);
+/* Calls the request's callback once with ERR (or its results) and frees it. */
+void dir_req_finish(struct req *r, int err);
+void dir_req_arm(struct req *r);
+/* Runs step SEND (answers go to ON_MSG) on a service connection, from the loop. */
+void dir_req_service(struct req *r, send_fn send, msg_fn on_msg, bool readonly);
+void dir_req_send_on(struct req *r, struct conn *c);
+void dir_req_conn_lost(struct req *r, struct conn *c);
+/* Hands a message read on a ready connection to its request (or drops it). */
+void dir_req_dispatch(struct conn *c, LDAPMessage *msg);
+/* The operation on r->conn is over. */
+void dir_op_done(struct req *r);
+/* Parses a final result; returns the LDAP code and, if wanted, the controls. */
+int dir_result_code(struct req *r, LDAPMessage *msg, char **diag, LDAPControl ***ctrls);
+
+/* ---- auth.c: finding the user, the user's bind, password change ---- */
+int dir_send_user_search(struct req *r);
+void dir_user_search_msg(struct req *r, LDAPMessage *msg);
+void dir_auth_found(struct req *r);
+/* The request's user connection is ready: send the user's bind on it. */
+void dir_user_conn_ready(struct req *r);
+/* A user-connection slot is free: the oldest waiter opens one. */
+void dir_user_conn_next(struct dir *d);
+/* Lets go of the request's user connection; IDLE: nothing in flight on it. */
+void dir_user_conn_done(struct req *r, bool idle);
+
+/* ---- groups.c ---- */
+void dir_groups_start(struct req *r);
+
+/* ---- list.c: paged listing and guard.c's reads ---- */
+/* Takes the paging cookie from a result's controls; true when a page follows. */
+bool dir_next_page(struct req *r, LDAPControl **ctrls);
+int dir_send_list_first(struct req *r);
+void dir_list_msg(struct req *r, LDAPMessage *msg);
+int dir_send_read(struct req *r);
+void dir_read_msg(struct req *r, LDAPMessage *msg);
+
+/* ---- dir.c ---- */
+/* Frees D once it is closing and its last handle has closed. */
+void dir_maybe_free(struct dir *d);
 
 #endif

@@ -65,7 +65,7 @@ int dir_lookup_name(LDAP *ld, LDAPMessage *m, const char *attr, const char *name
 	} else {
 		*uname = strndup(vals[i]->bv_val, vals[i]->bv_len);
 		if (!*uname)
-			rc = -1;
+			rc = DIR_E_INTERNAL;
 	}
 	ldap_value_free_len(vals);
 	return rc;

@@ -1,29 +1,10 @@
-/* Pure helpers of ldap/: wire names, escaping, name checks, AD diagnostics. */
+/* Pure helpers of ldap/: UTF-8, escaping, name checks. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ldap/dir.h"
 #include "ldap/internal.h"
-
-const char *dir_code(int err)
-{
-	switch (err) {
-	case DIR_OK: return "ok";
-	case DIR_E_INVALID_CREDENTIALS: return "invalid_credentials";
-	case DIR_E_ACCOUNT_DISABLED: return "account_disabled";
-	case DIR_E_ACCOUNT_LOCKED: return "account_locked";
-	case DIR_E_ACCOUNT_EXPIRED: return "account_expired";
-	case DIR_E_PASSWORD_EXPIRED: return "password_expired";
-	case DIR_E_PASSWORD_MUST_CHANGE: return "password_must_change";
-	case DIR_E_UNAVAILABLE: return "directory_unavailable";
-	case DIR_E_BAD_REQUEST: return "bad_request";
-	case DIR_E_PASSWORD_POLICY: return "password_policy";
-	case DIR_E_NOT_FOUND: return "not_found";
-	case DIR_E_TOO_MANY_ATTEMPTS: return "too_many_attempts";
-	default: return "internal";
-	}
-}
 
 /*
  * Length of the well-formed UTF-8 sequence at S (at most LEFT bytes), or 0 when
@@ -166,38 +147,6 @@ bool dir_username_valid(const char *name, size_t len)
 		i += n;
 	}
 	return true;
-}
-
-/*
- * AD appends "data XXX" (hex) to the diagnostic of a failed bind, e.g.
- * "80090308: LdapErr: DSID-0C09041C, comment: AcceptSecurityContext error,
- * data 775, v4563".  Codes 530 (logon hours) and 531 (workstation) are
- * restrictions an administrator placed on the account, so they map to
- * account_disabled: the user cannot fix them and must not be told to retry.
- */
-int dir_ad_diag(const char *diagnostic)
-{
-	const char *p;
-	unsigned long code;
-	char *end;
-
-	if (!diagnostic)
-		return DIR_E_INVALID_CREDENTIALS;
-	for (p = strstr(diagnostic, "data "); p; p = strstr(p + 1, "data ")) {
-		code = strtoul(p + 5, &end, 16);
-		if (end == p + 5 || (*end != ',' && *end != '\0' && *end != ' '))
-			continue;
-		switch (code) {
-		case 0x52e: case 0x525: return DIR_E_INVALID_CREDENTIALS;
-		case 0x530: case 0x531: case 0x533: return DIR_E_ACCOUNT_DISABLED;
-		case 0x532: return DIR_E_PASSWORD_EXPIRED;
-		case 0x701: return DIR_E_ACCOUNT_EXPIRED;
-		case 0x773: return DIR_E_PASSWORD_MUST_CHANGE;
-		case 0x775: return DIR_E_ACCOUNT_LOCKED;
-		default: return DIR_E_INVALID_CREDENTIALS;
-		}
-	}
-	return DIR_E_INVALID_CREDENTIALS;
 }
 
 /* UTF-8 to UTF-16LE for AD's unicodePwd; refuses invalid UTF-8 and NUL. */

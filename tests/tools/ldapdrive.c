@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -567,6 +568,9 @@ int main(int argc, char **argv)
 	if (cfg_load(path, CFG_NEED_LDAP, &cfg, stderr) < 0)
 		return 2;
 	log_init(cfg->agent.log_level);
+	/* As in agent/main.c: a directory that resets a connection costs that
+	 * connection (libldap writes with write(2)), not the process. */
+	signal(SIGPIPE, SIG_IGN);
 	/* The ldap/ module's TLS sessions come from tls/, which needs this once. */
 	if (tls_global_init() < 0) {
 		fputs("ldapdrive: cannot initialise GnuTLS\n", stderr);
