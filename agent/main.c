@@ -73,13 +73,18 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* Process-wide settings belong here, not in the modules: a peer that closes
+	 * early must not kill the process, and JSON memory is wiped when freed. */
+	signal(SIGPIPE, SIG_IGN);
+	json_set_alloc_funcs(cfg_wipe_alloc, cfg_wipe_free);
 	rc = cfg_load(path, CFG_NEED_ALL, &cfg, stderr);
 	if (rc < 0)
 		return 2;
 	/* GSSAPI finds its client keytab only through the environment, which is
-	 * the process's: so it is set here, once, never inside ldap/. */
+	 * the process's: so it is set here, once, never inside ldap/
+	 * (one the administrator already exported wins). */
 	if (cfg->ldap.keytab)
-		setenv("KRB5_CLIENT_KTNAME", cfg->ldap.keytab, 1);
+		setenv("KRB5_CLIENT_KTNAME", cfg->ldap.keytab, 0);
 	if (check_only) {
 		/* Warnings only: the configuration is valid either way. */
 		log_init(LOGL_WARN);
@@ -89,10 +94,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_init(cfg->agent.log_level);
-	/* Process-wide settings belong here, not in the modules: a peer that closes
-	 * early must not kill the process, and JSON memory is wiped when freed. */
-	signal(SIGPIPE, SIG_IGN);
-	json_set_alloc_funcs(cfg_wipe_alloc, cfg_wipe_free);
 	/* agent_run owns the config from here: a reload replaces and frees it. */
 	return agent_run(cfg) < 0 ? 1 : 0;
 }
