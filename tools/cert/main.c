@@ -59,7 +59,7 @@ static void fmt_time(int64_t t, char buf[32])
 		snprintf(buf, 32, "%lld", (long long)t);
 }
 
-static const char *state_name(enum tls_cert_state s)
+static const char *status_name(enum tls_cert_status s)
 {
 	return s == TLS_CERT_VALID ? "valid" : s == TLS_CERT_EXPIRED ? "expired" : "revoked";
 }
@@ -470,7 +470,7 @@ static void list_row(json_t *arr, const char *user, const char *status, const st
 	}
 	json_t *o = json_pack("{s:s, s:s, s:s?, s:s?}", "user", user, "status", status, "serial",
 			      c ? c->serial : NULL, "not_after", c ? na : NULL);
-	if (o && c && c->state == TLS_CERT_REVOKED) {
+	if (o && c && c->status == TLS_CERT_REVOKED) {
 		fmt_time(c->revoked_at, ra);
 		json_object_set_new(o, "revoked_at", json_string(ra));
 		json_object_set_new(o, "reason", json_string(tls_pki_reason_name(c->reason)));
@@ -560,9 +560,9 @@ static int cmd_list(const struct opts *o)
 			continue;
 		if (o->user && !tls_pki_user_eq(o->user, e->user))
 			continue;
-		if (o->status && strcmp(o->status, state_name(e->state)) != 0)
+		if (o->status && strcmp(o->status, status_name(e->status)) != 0)
 			continue;
-		list_row(arr, e->user, state_name(e->state), e);
+		list_row(arr, e->user, status_name(e->status), e);
 	}
 	for (size_t i = 0; i < nd; i++) {
 		struct user_key key = { dusers[i], c };
