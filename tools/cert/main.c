@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +17,6 @@
 #include <jansson.h>
 
 #include "tools/cert/cert.h"
-
-int die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("dirbridge: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return code;
-}
 
 static void usage(FILE *f)
 {
@@ -274,13 +261,6 @@ static int split_users(const char *list, char ***out, size_t *n)
 	*out = v;
 	*n = k;
 	return EXIT_OK;
-}
-
-void free_users(char **users, size_t n)
-{
-	for (size_t i = 0; users && i < n; i++)
-		free(users[i]);
-	free(users);
 }
 
 /* The directory's own name for --user (with -c), or --user itself when plain;
