@@ -30,7 +30,6 @@
 
 /* ---- reporting ------------------------------------------------------------ */
 
-__attribute__((format(printf, 4, 5)))
 void cfg_report(struct loader *L, int line, bool warning, const char *fmt, ...)
 {
 	va_list ap;
@@ -73,9 +72,8 @@ static int line_of(const struct loader *L, const char *sec, const char *key)
 }
 
 /* An error about one key: "FILE:LINE: [sec] key: message". */
-__attribute__((format(printf, 5, 6)))
 void cfg_key_report(struct loader *L, bool warning, const char *sec, const char *key,
-		       const char *fmt, ...)
+		    const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -85,7 +83,6 @@ void cfg_key_report(struct loader *L, bool warning, const char *sec, const char 
 	va_end(ap);
 	cfg_report(L, line_of(L, sec, key), warning, "[%s] %s: %s", sec, key, msg);
 }
-
 
 /* ---- the line scan -------------------------------------------------------- */
 
@@ -169,7 +166,7 @@ static int scan_lines(struct loader *L, FILE *f)
 		const struct where *prev = find_where(L, section, s);
 		if (prev) {
 			cfg_report(L, lineno, false, "[%s] %s is given twice (first on line %d); "
-			       "keep only one", section, s, prev->line);
+				   "keep only one", section, s, prev->line);
 			continue;
 		}
 		if ((rc = add_where(L, section, s, lineno)))
@@ -206,10 +203,10 @@ static int ini_error(const char *fmt, ...)
 		line = atoi(p + 2);
 	if (strstr(msg, "syntax error"))
 		cfg_report(ini_loader, line, false, "syntax error: expected `[section]`, "
-		       "`key = value` or a comment starting with ; or #");
+			   "`key = value` or a comment starting with ; or #");
 	else if (strstr(msg, "too long"))
 		cfg_report(ini_loader, line, false, "line is too long (iniparser reads at "
-		       "most 1024 characters per line); shorten it");
+			   "most 1024 characters per line); shorten it");
 	else if (strstr(msg, "cannot open"))
 		cfg_report(ini_loader, 0, false, "cannot open the file");
 	else
@@ -236,7 +233,7 @@ const char *cfg_need(struct loader *L, const char *sec, const char *key, const c
 
 	if (!v)
 		cfg_report(L, line_of(L, sec, key), false, "[%s] %s is missing or empty; add `%s = %s`",
-		       sec, key, key, example);
+			   sec, key, key, example);
 	return v;
 }
 
@@ -292,7 +289,7 @@ char **cfg_split(struct loader *L, const char *sec, const char *key, const char 
 }
 
 int cfg_get_enum(struct loader *L, const char *sec, const char *key,
-		    const char *const *names, int def)
+		 const char *const *names, int def)
 {
 	const char *v = cfg_raw(L, sec, key);
 	char choices[256] = "";
@@ -339,7 +336,7 @@ bool cfg_parse_uint(const char *s, size_t maxdigits, unsigned long *out)
 }
 
 unsigned cfg_get_uint(struct loader *L, const char *sec, const char *key,
-			 unsigned min, unsigned max, unsigned def)
+		      unsigned min, unsigned max, unsigned def)
 {
 	const char *v = cfg_raw(L, sec, key);
 	unsigned long n;
@@ -426,12 +423,12 @@ static void check_names(struct loader *L)
 				;
 			if (s == N_SECTIONS)
 				cfg_report(L, line_of(L, k, NULL), false, "unknown section [%.64s]; the "
-				       "sections are [agent], [ldap], [https] and [hub]", k);
+					   "sections are [agent], [ldap], [https] and [hub]", k);
 			continue;
 		}
 		if (colon == k) {
 			cfg_report(L, line_of(L, "", k + 1), false, "%.64s is outside any section; "
-			       "move it below its [section] header", k + 1);
+				   "move it below its [section] header", k + 1);
 			continue;
 		}
 		for (s = 0; s < N_SECTIONS; s++) {
@@ -479,7 +476,7 @@ static void check_need(struct loader *L, unsigned need)
 	for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++)
 		if ((need & needed[i].flag) && !has_section(L, needed[i].name))
 			cfg_report(L, 0, false, "section [%s] is missing; add it (see docs/config.md)",
-			       needed[i].name);
+				   needed[i].name);
 }
 
 /* ---- the entry point ------------------------------------------------------ */

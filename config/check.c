@@ -56,7 +56,7 @@ static bool file_ok(struct loader *L, const char *sec, const char *key, const ch
 /* Reads the value of a file-naming key, resolved against the config's directory,
  * and checks the file.  *OK tells whether the file may be parsed further. */
 char *cfg_get_file(struct loader *L, const char *sec, const char *key, bool required,
-		      bool secret, bool *ok)
+		   bool secret, bool *ok)
 {
 	const char *v = required ? cfg_need(L, sec, key, "/path/to/file") : cfg_raw(L, sec, key);
 	char *path;
@@ -78,7 +78,7 @@ char *cfg_get_file(struct loader *L, const char *sec, const char *key, bool requ
 
 /* Reads a secret only to check its content; the value is wiped at once. */
 void cfg_check_secret(struct loader *L, const char *sec, const char *key, const char *path,
-			 bool token)
+		      bool token)
 {
 	char errbuf[512], *s;
 	size_t len;
@@ -245,7 +245,7 @@ int cfg_hostport_parse(const char *text, uint16_t default_port, struct sockaddr_
 
 /* A URL of SCHEME with a host and no user info, query or fragment. */
 bool cfg_check_url(struct loader *L, const char *sec, const char *key, const char *v,
-		      const char *scheme, bool need_path, struct http_parser_url *u)
+		   const char *scheme, bool need_path, struct http_parser_url *u)
 {
 	http_parser_url_init(u);
 	if (http_parser_parse_url(v, strlen(v), 0, u) != 0 ||

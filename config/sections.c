@@ -226,7 +226,7 @@ void cfg_load_ldap(struct loader *L)
 	c->ldap.reveal_account_state = cfg_get_bool(L, "ldap", "reveal_account_state", true);
 
 	c->ldap.attributes = cfg_split(L, "ldap", "attributes", cfg_raw(L, "ldap", "attributes"),
-				   &c->ldap.n_attributes);
+				       &c->ldap.n_attributes);
 	for (size_t i = 0; i < c->ldap.n_attributes; i++) {
 		const char *a = c->ldap.attributes[i];
 
@@ -249,7 +249,7 @@ void cfg_load_https(struct loader *L)
 
 	c->https.present = true;
 	c->https.listen = cfg_split(L, "https", "listen", cfg_need(L, "https", "listen", "0.0.0.0:8443"),
-				&c->https.n_listen);
+				    &c->https.n_listen);
 	if (c->https.n_listen &&
 	    !(c->https.listen_addrs = calloc(c->https.n_listen, sizeof *c->https.listen_addrs)))
 		L->oom = true;

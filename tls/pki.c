@@ -35,7 +35,7 @@ int tls_pki_fail(struct tls_pki *p, int rc, const char *fmt, ...)
 int tls_pki_gt_fail(struct tls_pki *p, int grc, const char *what)
 {
 	return tls_pki_fail(p, grc == GNUTLS_E_MEMORY_ERROR ? TLS_E_NOMEM : TLS_E_CONFIG, "%s: %s",
-			what, gnutls_strerror(grc));
+			    what, gnutls_strerror(grc));
 }
 
 const char *tls_pki_error(const struct tls_pki *p)
@@ -227,7 +227,7 @@ static int index_load(struct tls_pki *p)
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		rc = tls_pki_fail(p, TLS_E_CONFIG, "%s: %s (line %d)", path,
-			      access(path, F_OK) ? "missing; was the CA made with init-ca?"
+				  access(path, F_OK) ? "missing; was the CA made with init-ca?"
 						 : "corrupt index",
 			      je.line);
 		goto out;
@@ -251,7 +251,7 @@ static int index_load(struct tls_pki *p)
 		    strlen(user) >= sizeof c.user || parse_time(nb, &c.not_before) < 0 ||
 		    parse_time(na, &c.not_after) < 0) {
 			rc = tls_pki_fail(p, TLS_E_CONFIG, "%s: corrupt index: record %zu %s", path,
-				      i + 1, je.text);
+					  i + 1, je.text);
 			goto out;
 		}
 		strcpy(c.user, user);
@@ -260,15 +260,15 @@ static int index_load(struct tls_pki *p)
 			if (!ra || !reason || parse_time(ra, &c.revoked_at) < 0 ||
 			    (c.reason = tls_pki_reason_code(reason)) < 0) {
 				rc = tls_pki_fail(p, TLS_E_CONFIG,
-					      "%s: corrupt index: record %zu revoked without time or reason",
-					      path, i + 1);
+						  "%s: corrupt index: record %zu revoked without time or reason",
+						  path, i + 1);
 				goto out;
 			}
 		} else if (strcmp(status, "valid") == 0 && !ra && !reason) {
 			c.status = TLS_CERT_VALID;
 		} else {
 			rc = tls_pki_fail(p, TLS_E_CONFIG, "%s: corrupt index: record %zu status", path,
-				      i + 1);
+					  i + 1);
 			goto out;
 		}
 		if ((rc = tls_pki_index_add(p, &c)) < 0)
@@ -329,7 +329,7 @@ out:
 }
 
 int tls_pki_export_pem(struct tls_pki *p, int (*exp)(void *, gnutls_x509_crt_fmt_t, gnutls_datum_t *),
-		      void *obj, gnutls_datum_t *out)
+		       void *obj, gnutls_datum_t *out)
 {
 	int rc = exp(obj, GNUTLS_X509_FMT_PEM, out);
 
@@ -363,7 +363,7 @@ int tls_pki_open(const char *dir, bool write, struct tls_pki **out, char *err, s
 	path = tls_pki_path(p, NULL, "ca.key");
 	if (!path || access(path, F_OK) < 0) {
 		rc = tls_pki_fail(p, TLS_E_CONFIG, "%s has no CA; create one with: dirbridge-cert init-ca --dir %s --cn NAME",
-			      dir, dir);
+				  dir, dir);
 		goto fail;
 	}
 	free(path);

@@ -356,7 +356,8 @@ int tls_client_new(const struct tls_client_opts *o, struct tls_sess **out)
  * consumed a post-handshake message (a TLS 1.3 session ticket) while more
  * records may already sit in its buffers or in the caller's; waiting for the
  * transport then would hang, so again() repeats the call unless the transport
- * said EAGAIN.
+ * said EAGAIN.  A failure is -1 with the errno handed to GnuTLS, as its
+ * push/pull contract asks; it never leaves the module as a return value.
  */
 static ssize_t io_result(struct tls_sess *s, ssize_t n)
 {
