@@ -69,9 +69,9 @@ int tls_cert_refuse(struct tls_client_cert *c, const char *fmt, ...)
 /* ---- pki.c: the CA directory, shared by pki_issue.c and pki_crl.c ---- */
 /* Certificates start a little in the past so a client whose clock lags the
  * CA's by a few minutes does not see them as not yet valid. */
-#define BACKDATE 300
-#define CRL_DAYS 7
-#define DAY 86400
+#define PKI_BACKDATE 300
+#define PKI_CRL_DAYS 7
+#define PKI_DAY 86400		/* seconds */
 
 struct tls_pki {
 	char *dir;

@@ -120,7 +120,7 @@ int tls_pki_crl(struct tls_pki *p, char **pem, size_t *len)
 		skip++;
 	if ((rc = gnutls_x509_crl_init(&crl)) < 0 || (rc = gnutls_x509_crl_set_version(crl, 2)) < 0 ||
 	    (rc = gnutls_x509_crl_set_this_update(crl, now)) < 0 ||
-	    (rc = gnutls_x509_crl_set_next_update(crl, now + CRL_DAYS * DAY)) < 0 ||
+	    (rc = gnutls_x509_crl_set_next_update(crl, now + PKI_CRL_DAYS * PKI_DAY)) < 0 ||
 	    (rc = gnutls_x509_crl_set_number(crl, num + skip, sizeof num - skip)) < 0 ||
 	    (rc = gnutls_x509_crt_get_subject_key_id(p->ca, aki, &akilen, NULL)) < 0 ||
 	    (rc = gnutls_x509_crl_set_authority_key_id(crl, aki, akilen)) < 0)

@@ -170,7 +170,7 @@ int tls_pki_init_ca(const char *dir, const char *cn, unsigned days, enum tls_key
 		rc = tls_pki_gt_fail(p, rc, "certificate");
 		goto out;
 	}
-	if ((rc = crt_base(p, crt, pub, cn, now - BACKDATE, now + (int64_t)days * DAY, serial)) < 0)
+	if ((rc = crt_base(p, crt, pub, cn, now - PKI_BACKDATE, now + (int64_t)days * PKI_DAY, serial)) < 0)
 		goto out;
 	if ((rc = gnutls_x509_crt_set_basic_constraints(crt, 1, -1)) < 0 ||
 	    (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_KEY_CERT_SIGN |
@@ -191,7 +191,7 @@ int tls_pki_init_ca(const char *dir, const char *cn, unsigned days, enum tls_key
 	}
 	p->ca = crt;
 	p->ca_key = key;
-	p->ca_not_after = now + (int64_t)days * DAY;
+	p->ca_not_after = now + (int64_t)days * PKI_DAY;
 	crt = NULL;
 	key = NULL;
 	p->write = true;
@@ -247,7 +247,7 @@ static int user_cert(struct tls_pki *p, const char *user, unsigned days, gnutls_
 		return tls_pki_fail(p, TLS_E_CONFIG, "--days must be 1..36500");
 	if (strlen(user) >= TLS_PKI_USER_MAX)
 		return tls_pki_fail(p, TLS_E_CONFIG, "user name too long");
-	na = now + (int64_t)days * DAY;
+	na = now + (int64_t)days * PKI_DAY;
 	if (na > p->ca_not_after)
 		na = p->ca_not_after;
 	if (na <= now)
@@ -256,7 +256,7 @@ static int user_cert(struct tls_pki *p, const char *user, unsigned days, gnutls_
 		return rc;
 	if ((rc = gnutls_x509_crt_init(&crt)) < 0)
 		return tls_pki_gt_fail(p, rc, "certificate");
-	if ((rc = crt_base(p, crt, pub, user, now - BACKDATE, na, serial)) < 0)
+	if ((rc = crt_base(p, crt, pub, user, now - PKI_BACKDATE, na, serial)) < 0)
 		goto fail;
 	if ((rc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
 	    (rc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
@@ -270,7 +270,7 @@ static int user_cert(struct tls_pki *p, const char *user, unsigned days, gnutls_
 	memset(rec, 0, sizeof *rec);
 	bytes_to_hex(serial, 16, rec->serial);
 	strcpy(rec->user, user);
-	rec->not_before = now - BACKDATE;
+	rec->not_before = now - PKI_BACKDATE;
 	rec->not_after = na;
 	rec->status = TLS_CERT_VALID;
 	*out = crt;
