@@ -122,6 +122,16 @@ int cfg_range_parse(const char *text, struct cfg_range *out);
 bool cfg_ranges_match(const struct cfg_range *ranges, size_t n, const struct sockaddr *sa);
 
 /*
+ * "HOST:PORT" or "[V6]:PORT" with HOST a numeric address (strict dotted quad,
+ * no leading zeros; IPv6 only in brackets, without a zone), PORT 1..65535 in
+ * plain decimal.  With DEFAULT_PORT nonzero the ":PORT" may be left out ("HOST"
+ * or "[V6]"); with 0 it is required.  Returns 0 with OUT set (AF_INET or
+ * AF_INET6, every other byte zero, so two results compare with memcmp), or
+ * -EINVAL with OUT zeroed.
+ */
+int cfg_hostport_parse(const char *text, uint16_t default_port, struct sockaddr_storage *out);
+
+/*
  * Reads a secret file (first line, without its newline or a trailing CR) into
  * locked, non-dumpable memory (locking is best effort under RLIMIT_MEMLOCK).
  * Refuses files accessible by group or others, empty first lines, lines over

@@ -155,8 +155,15 @@ int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, 
 	/* A CRL not signed by the client CA set would be ignored at handshake time,
 	 * and every revoked certificate would still be accepted. */
 	if (ca_file) {
-		if (load(ca_file, &cad, errbuf, errlen) < 0 || import_certs(&cad, 0, &cas, &n_cas) < 0)
+		if (load(ca_file, &cad, errbuf, errlen) < 0)
 			goto out;
+		rc = import_certs(&cad, 0, &cas, &n_cas);
+		if (rc < 0 || n_cas == 0) {
+			snprintf(errbuf, errlen, "%s: no CA certificate could be parsed (%s) to check "
+				 "the CRL %s against", ca_file, rc < 0 ? gnutls_strerror(rc) : "empty",
+				 crl_file);
+			goto out;
+		}
 		for (unsigned i = 0; i < n; i++) {
 			rc = gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status);
 			if (rc < 0 || status != 0) {

@@ -66,4 +66,41 @@ void tls_hex(const unsigned char *in, size_t len, char *out, size_t outlen);
 int tls_cert_refuse(struct tls_client_cert *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* ---- pki.c: the CA directory, shared by pki_issue.c and pki_crl.c ---- */
+/* Certificates start a little in the past so a client whose clock lags the
+ * CA's by a few minutes does not see them as not yet valid. */
+#define PKI_BACKDATE 300
+#define PKI_CRL_DAYS 7
+#define PKI_DAY 86400		/* seconds */
+
+struct tls_pki {
+	char *dir;
+	int lock_fd;
+	bool write;
+	gnutls_x509_crt_t ca;
+	gnutls_x509_privkey_t ca_xkey;
+	gnutls_privkey_t ca_key;
+	int64_t ca_not_after;
+	uint64_t crl_number;		/* the last one issued */
+	struct tls_pki_cert *certs;
+	size_t n, cap;
+	bool dirty, revoked;
+	char err[512];
+};
+
+/* Records the reason in P (for tls_pki_error()) and returns RC. */
+int tls_pki_fail(struct tls_pki *p, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* GnuTLS failures: out of memory or a bad key/certificate ("WHAT: reason"). */
+int tls_pki_gt_fail(struct tls_pki *p, int grc, const char *what);
+/* "DIR/NAME" for P's directory (or DIR when P is NULL), malloc'd; NULL when out of memory. */
+char *tls_pki_path(const struct tls_pki *p, const char *dir, const char *name);
+/* Appends C to the index in memory (P->dirty set). */
+int tls_pki_index_add(struct tls_pki *p, const struct tls_pki_cert *c);
+/* Writes index.json atomically. */
+int tls_pki_index_save(struct tls_pki *p);
+/* EXP(OBJ) in PEM into OUT (gnutls_free it); EXP is a gnutls_*_export2 wrapper. */
+int tls_pki_export_pem(struct tls_pki *p, int (*exp)(void *, gnutls_x509_crt_fmt_t, gnutls_datum_t *),
+		       void *obj, gnutls_datum_t *out);
+
 #endif

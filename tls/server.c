@@ -170,6 +170,8 @@ static int creds_load(const struct tls_server_files *f, struct creds **out, char
 	if (ret < 0) {
 		snprintf(err, errlen, "priority string at '%s': %s", where ? where : "?",
 			 gnutls_strerror(ret));
+		/* GnuTLS codes stop here: callers see a tls_err only. */
+		ret = ret == GNUTLS_E_MEMORY_ERROR ? TLS_E_NOMEM : TLS_E_CONFIG;
 		goto fail;
 	}
 	ret = cert_serial_file(f->cert_file, c->serial, sizeof(c->serial), err, errlen);

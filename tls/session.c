@@ -17,7 +17,7 @@
 #include "tls/internal.h"
 
 enum sess_state {
-	SESS_NEW,		/* no transport yet */
+	SESS_NEW = 0,		/* no transport yet */
 	SESS_HANDSHAKE,		/* transport set, handshake not complete */
 	SESS_OPEN,		/* handshake complete and verified */
 	SESS_FAILED,		/* a fatal error; every call returns it again */
@@ -192,12 +192,22 @@ int tls_map(struct tls_sess *s, int rc, const char *op)
 	return err;
 }
 
+/* The one place a session changes state.  SESS_FAILED is final: a session that
+ * failed never opens again, so a later call cannot send on a broken stream. */
+static void sess_set_state(struct tls_sess *s, enum sess_state to)
+{
+	if (s->state == SESS_FAILED)
+		return;
+	s->state = to;
+}
+
 /* A failure that ends the session: later calls return the same error. */
 static int sess_fail(struct tls_sess *s, int err)
 {
-	s->state = SESS_FAILED;
-	s->fail = err;
-	return err;
+	if (s->state != SESS_FAILED)
+		s->fail = err;
+	sess_set_state(s, SESS_FAILED);
+	return s->fail;
 }
 
 int tls_sess_wrap(gnutls_session_t gs, gnutls_certificate_credentials_t cred,
@@ -214,7 +224,7 @@ int tls_sess_wrap(gnutls_session_t gs, gnutls_certificate_credentials_t cred,
 	}
 	s->gs = gs;
 	s->cred = cred;
-	s->state = SESS_NEW;
+	/* calloc left it SESS_NEW (zero); the setter never goes back to NEW. */
 	s->fd = -1;
 	gnutls_session_set_ptr(gs, s);
 	*out = s;
@@ -346,7 +356,8 @@ int tls_client_new(const struct tls_client_opts *o, struct tls_sess **out)
  * consumed a post-handshake message (a TLS 1.3 session ticket) while more
  * records may already sit in its buffers or in the caller's; waiting for the
  * transport then would hang, so again() repeats the call unless the transport
- * said EAGAIN.
+ * said EAGAIN.  A failure is -1 with the errno handed to GnuTLS, as its
+ * push/pull contract asks; it never leaves the module as a return value.
  */
 static ssize_t io_result(struct tls_sess *s, ssize_t n)
 {
@@ -406,7 +417,7 @@ static void set_callbacks(struct tls_sess *s)
 	gnutls_transport_set_push_function(s->gs, cb_push);
 	gnutls_transport_set_pull_function(s->gs, cb_pull);
 	gnutls_transport_set_pull_timeout_function(s->gs, cb_pull_timeout);
-	s->state = SESS_HANDSHAKE;
+	sess_set_state(s, SESS_HANDSHAKE);
 }
 
 int tls_set_fd(struct tls_sess *s, int fd)
@@ -490,7 +501,7 @@ int tls_handshake(struct tls_sess *s)
 		return sess_fail(s, rc);
 	if (s->post && (rc = s->post(s, s->post_arg)) < 0)
 		return sess_fail(s, rc < TLS_E_IO || rc >= 0 ? TLS_E_PROTO : rc);
-	s->state = SESS_OPEN;
+	sess_set_state(s, SESS_OPEN);
 	return 0;
 }
 

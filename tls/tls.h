@@ -185,7 +185,9 @@ int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, 
  * reason being in tls_pki_error() (or ERR for the two without a handle).
  */
 enum tls_key_type { TLS_KEY_ECDSA, TLS_KEY_RSA };
-enum tls_cert_state { TLS_CERT_VALID, TLS_CERT_EXPIRED, TLS_CERT_REVOKED };
+/* A record's status as index.json stores it (EXPIRED is computed by
+ * tls_pki_list()): data about a certificate, not a state machine. */
+enum tls_cert_status { TLS_CERT_VALID, TLS_CERT_EXPIRED, TLS_CERT_REVOKED };
 
 #define TLS_PKI_SERIAL_MAX 41	/* hex digits of a 20-byte serial, and NUL */
 #define TLS_PKI_USER_MAX 257
@@ -196,7 +198,7 @@ struct tls_pki_cert {
 	int64_t not_before, not_after;		/* Unix time */
 	int64_t revoked_at;			/* 0 unless revoked */
 	int reason;				/* RFC 5280 CRLReason, when revoked */
-	enum tls_cert_state state;		/* expired derived from not_after */
+	enum tls_cert_status status;		/* expired derived from not_after */
 };
 
 struct tls_pki;
@@ -229,15 +231,16 @@ int tls_pki_commit(struct tls_pki *p);
 /* Signs a CRL with the next cRLNumber, nextUpdate now + 7 days; saves it as
  * crl.pem and the counter in the index; *pem is malloc'd. */
 int tls_pki_crl(struct tls_pki *p, char **pem, size_t *len);
-/* A copy of the index in issue order, states computed for NOW; free(*out). */
+/* A copy of the index in issue order, statuses computed for NOW; free(*out). */
 int tls_pki_list(const struct tls_pki *p, int64_t now, struct tls_pki_cert **out, size_t *n);
 
 /* Pure helpers, exposed for the tool and unit tests. */
-/* RFC 5280 reason name ("keyCompromise") to its code, or -1. */
+/* RFC 5280 reason name ("keyCompromise") to its code, or TLS_E_CONFIG. */
 int tls_pki_reason_code(const char *name);
 const char *tls_pki_reason_name(int code);
 /* Normalises a serial given as hex (any case, optional ':' separators, leading
- * zeros) into lowercase hex without leading zeros; -1 when not a serial. */
+ * zeros) into lowercase hex without leading zeros; TLS_E_CONFIG when not a
+ * serial. */
 int tls_pki_serial_norm(const char *in, char out[TLS_PKI_SERIAL_MAX]);
 /* pki_user.c: user names compare with ASCII letters folded to lower case and
  * every other byte as it is (no Unicode folding); a total order for sorting. */

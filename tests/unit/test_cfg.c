@@ -1102,6 +1102,54 @@ static void test_tls_checks(void **state)
 	assert_non_null(strstr(errbuf, "missing.pem"));
 }
 
+/* The listen/--listen/--api parser: numeric hosts only, IPv6 in brackets, the
+ * port required unless a default is given, and memcmp-comparable results. */
+static void test_hostport(void **state)
+{
+	static const char *const bad[] = {
+		"", ":443", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		"127.0.0.1:08443", "127.0.0.1:+80", "010.0.0.1:80", "10.0.0.0/8:80",
+		"host.example:80", "::1:443", "[::1]", "[::1]443", "[::1:443", "[]:443",
+		"[127.0.0.1]:443", "127.0.0.1:443 ", "[fe80::1%lo]:443", NULL,
+	};
+	struct sockaddr_storage a, b;
+	const struct sockaddr_in *in = (const struct sockaddr_in *)&a;
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a;
+	char text[INET6_ADDRSTRLEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&a, 0xa5, sizeof a);
+		if (cfg_hostport_parse(bad[i], 0, &a) != -EINVAL)
+			fail_msg("accepted '%s'", bad[i] ? bad[i] : "(null)");
+		memset(&b, 0, sizeof b);
+		assert_memory_equal(&a, &b, sizeof a);
+	}
+	assert_int_equal(cfg_hostport_parse("127.0.0.1:8443", 0, &a), 0);
+	assert_int_equal(a.ss_family, AF_INET);
+	assert_int_equal(ntohs(in->sin_port), 8443);
+	assert_string_equal(inet_ntop(AF_INET, &in->sin_addr, text, sizeof text), "127.0.0.1");
+	assert_int_equal(cfg_hostport_parse("[::1]:65535", 0, &a), 0);
+	assert_int_equal(a.ss_family, AF_INET6);
+	assert_int_equal(ntohs(in6->sin6_port), 65535);
+	assert_string_equal(inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text), "::1");
+	/* A default port makes ":PORT" optional, never wrong ports right. */
+	assert_int_equal(cfg_hostport_parse("10.1.2.3", 443, &a), 0);
+	assert_int_equal(ntohs(in->sin_port), 443);
+	assert_int_equal(cfg_hostport_parse("[2001:db8::1]", 443, &a), 0);
+	assert_int_equal(ntohs(in6->sin6_port), 443);
+	assert_int_equal(cfg_hostport_parse("10.1.2.3:80", 443, &a), 0);
+	assert_int_equal(ntohs(in->sin_port), 80);
+	assert_int_equal(cfg_hostport_parse("10.1.2.3:0", 443, &a), -EINVAL);
+	assert_int_equal(cfg_hostport_parse("::1", 443, &a), -EINVAL);
+	/* Equal addresses give equal bytes, whatever OUT held before. */
+	memset(&a, 0x11, sizeof a);
+	memset(&b, 0x22, sizeof b);
+	assert_int_equal(cfg_hostport_parse("0.0.0.0:1", 0, &a), 0);
+	assert_int_equal(cfg_hostport_parse("0.0.0.0:1", 0, &b), 0);
+	assert_memory_equal(&a, &b, sizeof a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1123,6 +1171,7 @@ int main(void)
 		cmocka_unit_test(test_missing_config),
 		cmocka_unit_test(test_range_parse),
 		cmocka_unit_test(test_range_match),
+		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_secret_read),
 		cmocka_unit_test(test_secret_refused),
 		cmocka_unit_test(test_tls_checks),

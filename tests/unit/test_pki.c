@@ -36,10 +36,10 @@ static void test_reasons(void **state)
 	assert_null(tls_pki_reason_name(8));
 	assert_null(tls_pki_reason_name(-1));
 	assert_null(tls_pki_reason_name(11));
-	assert_int_equal(tls_pki_reason_code("removeFromCRL"), -1);
-	assert_int_equal(tls_pki_reason_code("KeyCompromise"), -1);
-	assert_int_equal(tls_pki_reason_code(""), -1);
-	assert_int_equal(tls_pki_reason_code(NULL), -1);
+	assert_int_equal(tls_pki_reason_code("removeFromCRL"), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_reason_code("KeyCompromise"), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_reason_code(""), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_reason_code(NULL), TLS_E_CONFIG);
 }
 
 static void test_serial_norm(void **state)
@@ -57,13 +57,13 @@ static void test_serial_norm(void **state)
 	assert_string_equal(out, "7feef7be29185cc86c67d3b3e5c18d94");
 	/* 20 bytes is the RFC 5280 maximum; 21 is refused. */
 	assert_int_equal(tls_pki_serial_norm("7fffffffffffffffffffffffffffffffffffffff", out), 0);
-	assert_int_equal(tls_pki_serial_norm("7fffffffffffffffffffffffffffffffffffffffff", out), -1);
-	assert_int_equal(tls_pki_serial_norm("", out), -1);
-	assert_int_equal(tls_pki_serial_norm("0000", out), -1);
-	assert_int_equal(tls_pki_serial_norm("12g4", out), -1);
-	assert_int_equal(tls_pki_serial_norm("-12", out), -1);
-	assert_int_equal(tls_pki_serial_norm("12 34", out), -1);
-	assert_int_equal(tls_pki_serial_norm(NULL, out), -1);
+	assert_int_equal(tls_pki_serial_norm("7fffffffffffffffffffffffffffffffffffffffff", out), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_serial_norm("", out), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_serial_norm("0000", out), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_serial_norm("12g4", out), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_serial_norm("-12", out), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_serial_norm("12 34", out), TLS_E_CONFIG);
+	assert_int_equal(tls_pki_serial_norm(NULL, out), TLS_E_CONFIG);
 }
 
 static void test_password(void **state)
@@ -185,7 +185,7 @@ static void test_corrupt_index(void **state)
 	assert_int_equal(tls_pki_list(p, 0, &certs, &n), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(certs[0].serial, "0a");
-	assert_int_equal(certs[0].state, TLS_CERT_REVOKED);
+	assert_int_equal(certs[0].status, TLS_CERT_REVOKED);
 	assert_int_equal(certs[0].reason, 4);
 	assert_int_equal(certs[0].revoked_at, 1590969600);
 	free(certs);
@@ -252,7 +252,7 @@ static void test_revoke_user_case(void **state)
 	for (size_t i = 0; i < n; i++) {
 		/* The index keeps each name as it was recorded. */
 		assert_string_equal(certs[i].user, users[i]);
-		assert_int_equal(certs[i].state, i < 3 ? TLS_CERT_REVOKED : TLS_CERT_VALID);
+		assert_int_equal(certs[i].status, i < 3 ? TLS_CERT_REVOKED : TLS_CERT_VALID);
 	}
 	free(certs);
 	tls_pki_close(p);

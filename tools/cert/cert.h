@@ -20,10 +20,12 @@ struct opts {
 	bool days_set, revoke_prior, from_ldap, json, all;
 };
 
-/* Prints "dirbridge: MESSAGE" on stderr and returns CODE. */
+/* util.c: prints "dirbridge: MESSAGE" on stderr and returns CODE. */
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* util.c: frees a list of N malloc'd user names (USERS may be NULL). */
+void free_users(char **users, size_t n);
 
-/* Whether NAME may be a directory user name (the directory's rule). */
+/* users.c: whether NAME may be a directory user name (the directory's rule). */
 bool username_ok(const char *name);
 
 /* bulk.c: issue --users / --from-ldap into --out-dir, with --zip. */
@@ -31,9 +33,9 @@ int cmd_issue_bulk(const struct opts *o, char **users, size_t n_users);
 /* Writes the named files (in DIR) into a new zip archive ZIP, mode 0600. */
 int zip_files(const char *zip, const char *dir, char *const *names, size_t n);
 
-/* users.c: directory users through ldap/dir.h; *out and its strings malloc'd. */
+/* users.c: directory users through ldap/dir.h; *out and its strings malloc'd
+ * (free_users()). */
 int directory_users(const char *config, const char *filter, char ***out, size_t *n);
-void free_users(char **users, size_t n);
 /* The directory's own user name for each of NAMES (*out: N malloc'd names),
  * found with the agent's user_filter.  Without FLAGS every name must be one
  * enabled directory account; else an exit status, with the message printed. */

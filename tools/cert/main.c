@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,18 +17,6 @@
 #include <jansson.h>
 
 #include "tools/cert/cert.h"
-
-int die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("dirbridge: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return code;
-}
 
 static void usage(FILE *f)
 {
@@ -59,7 +46,7 @@ static void fmt_time(int64_t t, char buf[32])
 		snprintf(buf, 32, "%lld", (long long)t);
 }
 
-static const char *state_name(enum tls_cert_state s)
+static const char *status_name(enum tls_cert_status s)
 {
 	return s == TLS_CERT_VALID ? "valid" : s == TLS_CERT_EXPIRED ? "expired" : "revoked";
 }
@@ -276,13 +263,6 @@ static int split_users(const char *list, char ***out, size_t *n)
 	return EXIT_OK;
 }
 
-void free_users(char **users, size_t n)
-{
-	for (size_t i = 0; users && i < n; i++)
-		free(users[i]);
-	free(users);
-}
-
 /* The directory's own name for --user (with -c), or --user itself when plain;
  * *own malloc'd. */
 static int user_name(const struct opts *o, char **own)
@@ -470,7 +450,7 @@ static void list_row(json_t *arr, const char *user, const char *status, const st
 	}
 	json_t *o = json_pack("{s:s, s:s, s:s?, s:s?}", "user", user, "status", status, "serial",
 			      c ? c->serial : NULL, "not_after", c ? na : NULL);
-	if (o && c && c->state == TLS_CERT_REVOKED) {
+	if (o && c && c->status == TLS_CERT_REVOKED) {
 		fmt_time(c->revoked_at, ra);
 		json_object_set_new(o, "revoked_at", json_string(ra));
 		json_object_set_new(o, "reason", json_string(tls_pki_reason_name(c->reason)));
@@ -560,9 +540,9 @@ static int cmd_list(const struct opts *o)
 			continue;
 		if (o->user && !tls_pki_user_eq(o->user, e->user))
 			continue;
-		if (o->status && strcmp(o->status, state_name(e->state)) != 0)
+		if (o->status && strcmp(o->status, status_name(e->status)) != 0)
 			continue;
-		list_row(arr, e->user, state_name(e->state), e);
+		list_row(arr, e->user, status_name(e->status), e);
 	}
 	for (size_t i = 0; i < nd; i++) {
 		struct user_key key = { dusers[i], c };

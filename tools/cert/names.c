@@ -112,7 +112,7 @@ int revoke_user_names(const char *config, const char *user, struct tls_pki *p, i
 		 * only such names can, since plain ones differ from USER in more than
 		 * ASCII case. */
 		for (size_t i = 0; i < n; i++) {
-			bool seen = c[i].state == TLS_CERT_REVOKED || name_plain(c[i].user);
+			bool seen = c[i].status == TLS_CERT_REVOKED || name_plain(c[i].user);
 
 			for (size_t j = 0; j < k && !seen; j++)
 				seen = tls_pki_user_eq(ask[j], c[i].user);

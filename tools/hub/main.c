@@ -30,37 +30,8 @@ static const char usage[] =
 
 int hub_parse_hostport(const char *text, struct sockaddr_storage *ss)
 {
-	char host[64];
-	const char *colon, *h;
-	size_t hlen;
-	char *end;
-	unsigned long port;
-
-	colon = strrchr(text, ':');
-	if (!colon || colon == text)
-		return -EINVAL;
-	h = text;
-	hlen = (size_t)(colon - text);
-	if (h[0] == '[') {
-		if (hlen < 3 || h[hlen - 1] != ']')
-			return -EINVAL;
-		h++;
-		hlen -= 2;
-	}
-	if (hlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port > 65535)
-		return -EINVAL;
-	memset(ss, 0, sizeof(*ss));
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return -EINVAL;
+	/* The agent's [https] listen and both hub endpoints read addresses alike. */
+	return cfg_hostport_parse(text, 0, ss);
 }
 
 int hub_random_hex(char out[33])
