@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -609,6 +610,9 @@ int main(int argc, char **argv)
 
 	/* Keys, passwords and archives are private unless made public on purpose. */
 	umask(077);
+	/* Process-wide: a directory server that resets the connection (--from-ldap,
+	 * -c) must be an error code, not the end of the process. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((c = getopt_long(argc, argv, "+c:h", lopts, NULL)) != -1 || optind < argc) {
 		if (c == -1) {
 			/* The command word; options may come before or after it. */
