@@ -183,8 +183,11 @@ int net_ws_ping(struct net_ws *ws);
 /* Queues a close frame with CODE; net_ws_fail() also stops reading. */
 void net_ws_close(struct net_ws *ws, enum net_ws_close code);
 void net_ws_fail(struct net_ws *ws, enum net_ws_close code, const char *why);
-/* Whether the closing handshake is over: nothing left to read or send. */
+/* Whether the closing handshake is over: nothing left to read or send
+ * (never while inside on_msg). */
 bool net_ws_done(const struct net_ws *ws);
+/* Whether a frame is being read or sent right now (on_msg runs inside it). */
+bool net_ws_busy(const struct net_ws *ws);
 /* Bytes of messages queued and not yet sent. */
 size_t net_ws_queued(const struct net_ws *ws);
 /* Why the WebSocket failed, "" when it did not. */

@@ -237,7 +237,12 @@ bool net_ws_done(const struct net_ws *ws)
 {
 	wslay_event_context_ptr ctx = ws->ctx;
 
-	return !wslay_event_want_read(ctx) && !wslay_event_want_write(ctx);
+	return !ws->busy && !wslay_event_want_read(ctx) && !wslay_event_want_write(ctx);
+}
+
+bool net_ws_busy(const struct net_ws *ws)
+{
+	return ws->busy;
 }
 
 size_t net_ws_queued(const struct net_ws *ws)

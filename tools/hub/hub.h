@@ -114,12 +114,6 @@ struct hub_upgrade {
 	bool done;
 };
 extern const http_parser_settings hub_upgrade_settings;
-/* Whether the comma/space separated LIST holds TOKEN (case-insensitive). */
-bool hub_has_token(const char *list, const char *token);
-/* Whether KEY (LEN bytes) is a Sec-WebSocket-Key: base64 of 16 bytes. */
-bool hub_ws_key_valid(const char *key, size_t len);
-/* RFC 6455 4.2.2: Sec-WebSocket-Accept for KEY, base64(SHA-1(KEY + GUID)). */
-int hub_ws_accept(const char *key, char out[32]);
 
 /* apireq.c: one request to the local API, collected by http-parser with
  * hub_api_settings (parser->data is the struct). */

@@ -1,19 +1,14 @@
 /*
  * The pure half of the agent endpoint's HTTP upgrade (RFC 6455 section 4.2):
  * http-parser callbacks that collect the request target and the few headers
- * the hub reads, and the checks on their values.  No I/O; agents.c feeds the
- * decrypted bytes and decides what to answer.
+ * the hub reads.  No I/O; agents.c feeds the decrypted bytes, checks the
+ * values with net/ws.c and decides what to answer.
  */
-#include <errno.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "tools/hub/hub.h"
-
-#define WS_GUID		"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 static const char *const header_names[H_N] = {
 	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "authorization",
@@ -92,44 +87,3 @@ const http_parser_settings hub_upgrade_settings = {
 	.on_header_value = up_value,
 	.on_message_complete = up_complete,
 };
-
-bool hub_has_token(const char *list, const char *token)
-{
-	char copy[512], *save = NULL, *t;
-
-	snprintf(copy, sizeof(copy), "%s", list);
-	for (t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
-		if (strcasecmp(t, token) == 0)
-			return true;
-	return false;
-}
-
-int hub_ws_accept(const char *key, char out[32])
-{
-	char in[64 + sizeof(WS_GUID)];
-	uint8_t digest[20];
-	gnutls_datum_t d = { digest, sizeof(digest) }, b64 = { NULL, 0 };
-	int n;
-
-	n = snprintf(in, sizeof(in), "%s%s", key, WS_GUID);
-	if (n < 0 || (size_t)n >= sizeof(in))
-		return -EINVAL;
-	if (gnutls_hash_fast(GNUTLS_DIG_SHA1, in, (size_t)n, digest) < 0 ||
-	    gnutls_base64_encode2(&d, &b64) < 0)
-		return -EIO;
-	snprintf(out, 32, "%.*s", (int)b64.size, (const char *)b64.data);
-	gnutls_free(b64.data);
-	return 0;
-}
-
-bool hub_ws_key_valid(const char *key, size_t len)
-{
-	gnutls_datum_t in = { (unsigned char *)(uintptr_t)key, (unsigned)len }, out = { NULL, 0 };
-	bool ok;
-
-	if (len != 24 || gnutls_base64_decode2(&in, &out) < 0)
-		return false;
-	ok = out.size == 16;
-	gnutls_free(out.data);
-	return ok;
-}
