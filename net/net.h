@@ -8,6 +8,7 @@
  * Sections of this header are owned by separate source files:
  *   stream.c — struct net_stream: libuv TCP <-> TLS push/pull, bounded both ways
  *   ws.c     — wslay over a stream's TLS session; RFC 6455 keys; header tokens
+ *   hdrs.c   — the chosen headers of an HTTP message, as http-parser gives them
  *   addr.c   — address text, hex digits, errors
  */
 #ifndef DIRBRIDGE_NET_H
@@ -207,6 +208,35 @@ int net_ws_accept(const char *key, size_t len, char out[NET_WS_ACCEPT_SIZE]);
 /* Whether the comma/space separated header value LIST holds TOKEN, compared
  * case-insensitively ("Connection: keep-alive, Upgrade"). */
 bool net_http_has_token(const char *list, const char *token);
+
+/* ---- hdrs.c: the few headers an HTTP upgrade reads ---------------------- */
+
+/*
+ * Collects the values of chosen headers while http-parser runs: the owner's
+ * on_header_field / on_header_value callbacks pass their bytes on to
+ * net_hdrs_field() / net_hdrs_value() and return what they return (0, or 1 to
+ * stop the parser).  Names compare case-insensitively; a longer field name is
+ * no header we keep.  A value longer than NET_HDR_VAL - 1 stops the parser,
+ * and so does a kept header seen twice when NO_REPEAT is set (a repeated
+ * header could smuggle a second token).  Values are NUL-terminated.
+ */
+#define NET_HDR_MAX 8
+#define NET_HDR_VAL 512
+struct net_hdrs {
+	const char *const *names;	/* the names kept, NET_HDR_MAX at most */
+	size_t n_names;
+	bool no_repeat;
+	char field[32];
+	size_t field_len;
+	bool field_long, in_value;
+	int cur;			/* which name the value belongs to, or -1 */
+	char val[NET_HDR_MAX][NET_HDR_VAL];
+	size_t val_len[NET_HDR_MAX];
+	bool seen[NET_HDR_MAX];
+};
+void net_hdrs_init(struct net_hdrs *h, const char *const *names, size_t n_names, bool no_repeat);
+int net_hdrs_field(struct net_hdrs *h, const char *at, size_t len);
+int net_hdrs_value(struct net_hdrs *h, const char *at, size_t len);
 
 /* ---- addr.c: address text and small pure helpers ------------------------ */
 

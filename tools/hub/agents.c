@@ -231,7 +231,7 @@ static void up_accept(struct hub_agent *a, const char *early, size_t early_len)
 		.owner = a,
 	};
 	struct hub_upgrade *u = a->up;
-	const char *auth = u->val[H_AUTH];
+	const char *auth = u->h.val[H_AUTH];
 	char key[NET_WS_ACCEPT_SIZE], buf[256];
 	int n;
 
@@ -240,20 +240,20 @@ static void up_accept(struct hub_agent *a, const char *early, size_t early_len)
 		up_refuse(a, "404 Not Found", NULL);
 		return;
 	}
-	if (strncasecmp(auth, "Bearer ", 7) != 0 || u->val_len[H_AUTH] <= 7 ||
-	    !hub_token_ok(a->hub, auth + 7, u->val_len[H_AUTH] - 7)) {
-		explicit_bzero(u->val[H_AUTH], sizeof(u->val[H_AUTH]));
+	if (strncasecmp(auth, "Bearer ", 7) != 0 || u->h.val_len[H_AUTH] <= 7 ||
+	    !hub_token_ok(a->hub, auth + 7, u->h.val_len[H_AUTH] - 7)) {
+		explicit_bzero(u->h.val[H_AUTH], sizeof(u->h.val[H_AUTH]));
 		up_refuse(a, "401 Unauthorized", "WWW-Authenticate: Bearer\r\n");
 		return;
 	}
-	explicit_bzero(u->val[H_AUTH], sizeof(u->val[H_AUTH]));
-	if (strcmp(u->val[H_VERSION], "13") != 0) {
+	explicit_bzero(u->h.val[H_AUTH], sizeof(u->h.val[H_AUTH]));
+	if (strcmp(u->h.val[H_VERSION], "13") != 0) {
 		up_refuse(a, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
-	if (!net_http_has_token(u->val[H_UPGRADE], "websocket") ||
-	    !net_http_has_token(u->val[H_CONNECTION], "upgrade") ||
-	    net_ws_accept(u->val[H_KEY], u->val_len[H_KEY], key) < 0) {
+	if (!net_http_has_token(u->h.val[H_UPGRADE], "websocket") ||
+	    !net_http_has_token(u->h.val[H_CONNECTION], "upgrade") ||
+	    net_ws_accept(u->h.val[H_KEY], u->h.val_len[H_KEY], key) < 0) {
 		up_refuse(a, "400 Bad Request", NULL);
 		return;
 	}
@@ -518,7 +518,9 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	/* From here the stream owns A: it is freed in on_close. */
 	net_stream_peer(a->s, a->peer, sizeof(a->peer), true);
-	a->up = calloc(1, sizeof(*a->up));
+	a->up = malloc(sizeof(*a->up));
+	if (a->up)
+		hub_upgrade_init(a->up);
 	if (h->n_agents >= HUB_MAX_AGENTS || !a->up || tls_hub_server_new(h->creds, &tls) < 0) {
 		agent_set_state(a, AG_CLOSED);
 		return;

@@ -15,6 +15,7 @@
 #include <http_parser.h>
 #include <uv.h>
 
+#include "net/net.h"
 #include "tls/tls.h"
 
 /* Limits.  Every queue and buffer the hub keeps is bounded by one of these. */
@@ -100,19 +101,14 @@ void hub_api_close_all(struct hub *h);
  * http-parser with hub_upgrade_settings (parser->data is the struct). */
 enum { H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_AUTH, H_N };
 struct hub_upgrade {
-	char field[32];
-	size_t field_len;
-	bool field_long;
-	bool in_value;
-	int cur;		/* which header the value belongs to, or -1 */
-	char val[H_N][512];
-	size_t val_len[H_N];
-	bool seen[H_N];
+	struct net_hdrs h;	/* h.val[H_KEY] etc.; a repeated one is refused */
 	char url[128];
 	size_t url_len;
 	size_t total;
 	bool done;
 };
+/* Empties U and names the headers it keeps. */
+void hub_upgrade_init(struct hub_upgrade *u);
 extern const http_parser_settings hub_upgrade_settings;
 
 /* apireq.c: one request to the local API, collected by http-parser with

@@ -4,15 +4,19 @@
  * the hub reads.  No I/O; agents.c feeds the decrypted bytes, checks the
  * values with net/ws.c and decides what to answer.
  */
-#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "tools/hub/hub.h"
 
 static const char *const header_names[H_N] = {
 	"upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "authorization",
 };
+
+void hub_upgrade_init(struct hub_upgrade *u)
+{
+	memset(u, 0, sizeof(*u));
+	net_hdrs_init(&u->h, header_names, H_N, true);
+}
 
 static int up_url(http_parser *p, const char *at, size_t len)
 {
@@ -27,49 +31,12 @@ static int up_url(http_parser *p, const char *at, size_t len)
 
 static int up_field(http_parser *p, const char *at, size_t len)
 {
-	struct hub_upgrade *u = p->data;
-
-	if (u->in_value) {
-		u->in_value = false;
-		u->field_len = 0;
-		u->field_long = false;
-	}
-	if (len > sizeof(u->field) - 1 - u->field_len) {
-		u->field_long = true;
-		return 0;
-	}
-	memcpy(u->field + u->field_len, at, len);
-	u->field_len += len;
-	return 0;
+	return net_hdrs_field(&((struct hub_upgrade *)p->data)->h, at, len);
 }
 
 static int up_value(http_parser *p, const char *at, size_t len)
 {
-	struct hub_upgrade *u = p->data;
-	int i;
-
-	if (!u->in_value) {
-		u->in_value = true;
-		u->cur = -1;
-		u->field[u->field_len] = '\0';
-		for (i = 0; i < H_N && !u->field_long; i++) {
-			if (strcasecmp(u->field, header_names[i]) == 0) {
-				/* A repeated header could smuggle a second token. */
-				if (u->seen[i])
-					return 1;
-				u->seen[i] = true;
-				u->cur = i;
-			}
-		}
-	}
-	if (u->cur < 0)
-		return 0;
-	if (len > sizeof(u->val[0]) - 1 - u->val_len[u->cur])
-		return 1;
-	memcpy(u->val[u->cur] + u->val_len[u->cur], at, len);
-	u->val_len[u->cur] += len;
-	u->val[u->cur][u->val_len[u->cur]] = '\0';
-	return 0;
+	return net_hdrs_value(&((struct hub_upgrade *)p->data)->h, at, len);
 }
 
 static int up_complete(http_parser *p)
