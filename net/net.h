@@ -103,6 +103,9 @@ void net_stream_read_stop(struct net_stream *s);
 bool net_stream_eof(const struct net_stream *s);
 /* Ciphertext buffered and not yet pulled by TLS. */
 size_t net_stream_in_pending(const struct net_stream *s);
+/* How reading ended: 0 while it has not, UV_EOF at a clean end, or the
+ * read's negative errno (a reset). */
+int net_stream_read_status(const struct net_stream *s);
 /* Drops (wipes) what is buffered: for lingering closes that ignore input. */
 void net_stream_discard(struct net_stream *s);
 

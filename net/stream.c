@@ -43,6 +43,7 @@ struct net_stream {
 	enum ns_state state;
 	bool silent;		/* never returned to an owner: no callbacks */
 	bool reading, eof;
+	int read_status;	/* how reading ended: UV_EOF or a negative errno */
 	/* Input: while on_data runs with nothing kept from earlier reads, TLS
 	 * pulls straight from the shared buffer (chunk); otherwise from in. */
 	const char *chunk;
@@ -354,6 +355,11 @@ bool net_stream_eof(const struct net_stream *s)
 	return s->eof;
 }
 
+int net_stream_read_status(const struct net_stream *s)
+{
+	return s->read_status;
+}
+
 /* GnuTLS's input: the current read while on_data runs, else what was kept. */
 static ssize_t stream_pull(void *ctx, void *buf, size_t len)
 {
@@ -412,6 +418,7 @@ static void on_read(uv_stream_t *h, ssize_t n, const uv_buf_t *b)
 		return;
 	if (n < 0) {
 		s->eof = true;
+		s->read_status = (int)n;
 		net_stream_read_stop(s);
 	} else if (s->in.len > s->in_off) {
 		/* Older bytes come first: the new ones queue behind them. */

@@ -539,19 +539,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 int hub_agents_listen(struct hub *h, const char *hostport)
 {
-	struct sockaddr_storage ss;
-	int rc;
-
-	uv_tcp_init(h->loop, &h->agent_listener);
-	h->agent_listener.data = h;
-	if (hub_parse_hostport(hostport, &ss) < 0)
-		return -EINVAL;
-	rc = uv_tcp_bind(&h->agent_listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&h->agent_listener, 128, on_connection);
-	if (rc < 0)
-		fprintf(stderr, "dirbridge: --listen %s: %s\n", hostport, uv_strerror(rc));
-	return rc;
+	return hub_listen(h, &h->agent_listener, hostport, 128, on_connection, "--listen");
 }
 
 /* ---- requests ------------------------------------------------------------------ */

@@ -508,17 +508,5 @@ void hub_api_close_all(struct hub *h)
 
 int hub_api_listen(struct hub *h, const char *hostport)
 {
-	struct sockaddr_storage ss;
-	int rc;
-
-	uv_tcp_init(h->loop, &h->api_listener);
-	h->api_listener.data = h;
-	if (hub_parse_hostport(hostport, &ss) < 0)
-		return -EINVAL;
-	rc = uv_tcp_bind(&h->api_listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&h->api_listener, 256, on_connection);
-	if (rc < 0)
-		fprintf(stderr, "dirbridge: --api %s: %s\n", hostport, uv_strerror(rc));
-	return rc;
+	return hub_listen(h, &h->api_listener, hostport, 256, on_connection, "--api");
 }

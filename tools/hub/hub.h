@@ -149,6 +149,10 @@ void hub_sessions_free(struct hub *h);
 
 /* main.c helpers shared by both endpoints. */
 int hub_parse_hostport(const char *text, struct sockaddr_storage *ss);
+/* Binds L to HOSTPORT and listens with CB (L->data is H); on failure says so
+ * on stderr, naming the command-line OPTION.  0 or a negative errno. */
+int hub_listen(struct hub *h, uv_tcp_t *l, const char *hostport, int backlog,
+	       uv_connection_cb cb, const char *option);
 /* 128 random bits as 32 lowercase hex digits. */
 int hub_random_hex(char out[33]);
 /* Whether TOKEN (LEN bytes) is one of --tokens-file, in constant time. */
