@@ -3,7 +3,7 @@
  * connection).  Routes and status codes are listed in docs/protocol.md.
  *
  * Each connection is one struct api_conn whose state only api_set_state()
- * changes: READ (parsing the request) -> WAIT (a request is with an agent) ->
+ * changes: NEW -> READ (parsing the request) -> WAIT (a request is with an agent) ->
  * WRITE (the response is being written, then the socket is shut down) ->
  * CLOSED.  The request line and headers are bounded by http-parser, the URL by
  * HUB_API_URL_MAX and the body by HUB_MAX_API_BODY (apireq.c).
@@ -19,7 +19,7 @@
 
 #define API_READ_S	30	/* to send a whole request */
 
-enum api_state { API_READ, API_WAIT, API_WRITE, API_CLOSED };
+enum api_state { API_NEW = 0, API_READ, API_WAIT, API_WRITE, API_CLOSED };
 enum api_kind { K_AUTH, K_LOOKUP, K_CHANGE, K_USERS, K_GROUPS };
 
 struct api_conn {
@@ -484,6 +484,7 @@ static void on_connection(uv_stream_t *server, int status)
 	h->api = c;
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = &c->rq;
+	api_set_state(c, API_READ);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
