@@ -1,6 +1,7 @@
 /*
  * net/: the pure parts — peer address text, hex digits, error names, the
- * WebSocket key checks and accept hash (RFC 6455), header token lists.  Keys
+ * WebSocket key checks and accept hash (RFC 6455), header token lists — and a
+ * stream's lifetime over loopback (connect, accept, peer, EOF, close).  Keys
  * are given in buffers of exactly their length, so under ASan a read past the
  * end fails the test.
  */
@@ -205,6 +206,156 @@ static void test_strerror(void **state)
 	assert_string_equal(net_strerror(-3001 - 98), "unknown error");
 }
 
+/* ---- streams over loopback: connect, accept, peer, EOF, close ------------ */
+
+struct side {
+	struct net_stream *s;
+	int connected;		/* on_connect status + 1, 0 before */
+	int data, closed, errors;
+	bool eof;
+	int read_status;
+};
+
+static struct side client, server;
+static uv_tcp_t listener;
+static int listener_closed;
+
+static void side_connect(void *owner, int status)
+{
+	struct side *d = owner;
+
+	d->connected = status + 1;
+	/* The client hangs up at once: the server must see EOF. */
+	if (status == 0)
+		net_stream_close(d->s, false);
+}
+
+static void side_data(void *owner)
+{
+	struct side *d = owner;
+
+	d->data++;
+	d->eof = net_stream_eof(d->s);
+	d->read_status = net_stream_read_status(d->s);
+	if (d->eof)
+		net_stream_close(d->s, false);
+}
+
+static void side_error(void *owner, int err)
+{
+	(void)err;
+	((struct side *)owner)->errors++;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	(void)h;
+	listener_closed++;
+}
+
+static void side_close(void *owner)
+{
+	struct side *d = owner;
+
+	d->closed++;
+	if (client.closed && server.closed)
+		uv_close((uv_handle_t *)&listener, on_listener_closed);
+}
+
+static const struct net_stream_cbs side_cbs = {
+	.on_connect = side_connect,
+	.on_data = side_data,
+	.on_error = side_error,
+	.on_close = side_close,
+};
+
+static void on_conn(uv_stream_t *l, int status)
+{
+	const struct net_stream_conf conf = {
+		.cbs = &side_cbs, .owner = &server, .max_in = 1024, .max_out = 1024,
+	};
+	char peer[NET_ADDR_MAX], ip[NET_ADDR_MAX];
+
+	assert_int_equal(status, 0);
+	assert_int_equal(net_stream_accept(l, &conf, &server.s), 0);
+	assert_int_equal(net_stream_peer(server.s, peer, sizeof(peer), true), 0);
+	assert_int_equal(net_stream_peer(server.s, ip, sizeof(ip), false), 0);
+	assert_string_equal(ip, "127.0.0.1");
+	assert_true(strncmp(peer, "127.0.0.1:", 10) == 0 && strlen(peer) > 10);
+	assert_int_equal(net_stream_read_start(server.s), 0);
+	/* Starting twice is harmless. */
+	assert_int_equal(net_stream_read_start(server.s), 0);
+}
+
+static void test_stream_loopback(void **state)
+{
+	const struct net_stream_conf conf = {
+		.cbs = &side_cbs, .owner = &client, .max_in = 1024, .max_out = 1024,
+	};
+	uv_loop_t loop;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	(void)state;
+	memset(&client, 0, sizeof(client));
+	memset(&server, 0, sizeof(server));
+	listener_closed = 0;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(uv_tcp_init(&loop, &listener), 0);
+	addr4(&ss, "127.0.0.1", 0);
+	assert_int_equal(uv_tcp_bind(&listener, (struct sockaddr *)&ss, 0), 0);
+	assert_int_equal(uv_listen((uv_stream_t *)&listener, 4, on_conn), 0);
+	assert_int_equal(uv_tcp_getsockname(&listener, (struct sockaddr *)&ss, &len), 0);
+	assert_int_equal(net_stream_connect(&loop, (struct sockaddr *)&ss, &conf, &client.s), 0);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(client.connected, 1);
+	assert_int_equal(server.data, 1);
+	assert_true(server.eof);
+	assert_int_equal(server.read_status, UV_EOF);
+	assert_int_equal(client.closed, 1);
+	assert_int_equal(server.closed, 1);
+	assert_int_equal(client.errors + server.errors, 0);
+	assert_int_equal(listener_closed, 1);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void refused_connect(void *owner, int status)
+{
+	struct side *d = owner;
+
+	d->connected = status + 1;
+	net_stream_close(d->s, false);
+}
+
+static void test_stream_refused(void **state)
+{
+	static const struct net_stream_cbs cbs = {
+		.on_connect = refused_connect,
+		.on_close = side_close,
+	};
+	const struct net_stream_conf conf = { .cbs = &cbs, .owner = &client };
+	uv_loop_t loop;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	(void)state;
+	memset(&client, 0, sizeof(client));
+	memset(&server, 0, sizeof(server));
+	server.closed = 1;	/* no server side: the listener is closed by hand */
+	assert_int_equal(uv_loop_init(&loop), 0);
+	/* A port that was free a moment ago: bound, never listened on. */
+	assert_int_equal(uv_tcp_init(&loop, &listener), 0);
+	addr4(&ss, "127.0.0.1", 0);
+	assert_int_equal(uv_tcp_bind(&listener, (struct sockaddr *)&ss, 0), 0);
+	assert_int_equal(uv_tcp_getsockname(&listener, (struct sockaddr *)&ss, &len), 0);
+	assert_int_equal(net_stream_connect(&loop, (struct sockaddr *)&ss, &conf, &client.s), 0);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_true(client.connected - 1 < 0);
+	assert_string_not_equal(net_strerror(client.connected - 1), "unknown error");
+	assert_int_equal(client.closed, 1);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -214,6 +365,8 @@ int main(void)
 		cmocka_unit_test(test_ws_key_valid),
 		cmocka_unit_test(test_has_token),
 		cmocka_unit_test(test_strerror),
+		cmocka_unit_test(test_stream_loopback),
+		cmocka_unit_test(test_stream_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
