@@ -11,19 +11,9 @@
 #include <string.h>
 
 #include "ldap/dir.h"
+#include "net/net.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* RFC 4515: in the output only \XX escapes; no ( ) * or NUL; decodes back. */
 static void check_filter(const char *in, size_t len)
@@ -42,7 +32,7 @@ static void check_filter(const char *in, size_t len)
 		if (c == '(' || c == ')' || c == '*')
 			abort();
 		if (c == '\\') {
-			int hi = hexval(out[i + 1]), lo = hi < 0 ? -1 : hexval(out[i + 2]);
+			int hi = net_hexval(out[i + 1]), lo = hi < 0 ? -1 : net_hexval(out[i + 2]);
 
 			if (hi < 0 || lo < 0)
 				abort();
@@ -74,7 +64,7 @@ static void check_dn(const char *in, size_t len)
 		char c = out[i];
 
 		if (c == '\\') {
-			int hi = hexval(out[i + 1]), lo = hi < 0 ? -1 : hexval(out[i + 2]);
+			int hi = net_hexval(out[i + 1]), lo = hi < 0 ? -1 : net_hexval(out[i + 2]);
 
 			if (hi >= 0 && lo >= 0) {
 				c = (char)(hi << 4 | lo);

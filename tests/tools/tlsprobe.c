@@ -2,7 +2,7 @@
  * tlsprobe: connects to a TLS server with tls_client_new() on a libuv loop,
  * sends one line and prints the first line read back.  Two transports:
  *   --mode fd      a non-blocking socket watched by uv_poll (tls_set_fd)
- *   --mode stream  a uv_tcp_t stream under push/pull callbacks (tls_set_transport)
+ *   --mode stream  a net_stream (net/net.h): libuv TCP under TLS push/pull
  * Exit: 0 success, 2 certificate verification refused, 3 other TLS failure,
  * 4 transport failure or timeout, 64 usage.
  */
@@ -17,11 +17,12 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "net/net.h"
 #include "tls/tls.h"
 
 enum { EXIT_VERIFY = 2, EXIT_TLS = 3, EXIT_IO = 4, EXIT_USAGE = 64 };
 
-enum probe_state { P_CONNECTING, P_HANDSHAKE, P_SENDING, P_READING, P_DONE };
+enum probe_state { P_NEW = 0, P_CONNECTING, P_HANDSHAKE, P_SENDING, P_READING, P_DONE };
 
 struct probe {
 	uv_loop_t *loop;
@@ -29,43 +30,53 @@ struct probe {
 	bool stream_mode;
 	int fd;
 	uv_poll_t poll;
-	uv_tcp_t tcp;
-	uv_connect_t connect_req;
+	struct net_stream *s;	/* stream mode; it owns the TLS session */
 	uv_timer_t timer;
 	struct tls_sess *tls;
 	const char *line;
 	size_t sent;
 	char got[4096];
 	size_t got_len;
-	/* Stream mode: ciphertext received but not yet pulled by GnuTLS. */
-	char *in;
-	size_t in_len;
-	bool in_eof;
 	int open_handles;
 	int exit_code;
 };
 
-static void on_close(uv_handle_t *h)
+static void handle_closed(struct probe *p)
 {
-	struct probe *p = h->data;
-
 	if (--p->open_handles == 0)
 		uv_stop(p->loop);
+}
+
+static void on_close(uv_handle_t *h)
+{
+	handle_closed(h->data);
+}
+
+static void on_stream_closed(void *owner)
+{
+	handle_closed(owner);
+}
+
+/* The one function that changes the probe's state. */
+static void probe_set_state(struct probe *p, enum probe_state st)
+{
+	p->state = st;
 }
 
 static void finish(struct probe *p, int code)
 {
 	if (p->state == P_DONE)
 		return;
-	p->state = P_DONE;
+	probe_set_state(p, P_DONE);
 	p->exit_code = code;
+	uv_close((uv_handle_t *)&p->timer, on_close);
+	if (p->stream_mode) {
+		net_stream_close(p->s, code == 0);
+		return;
+	}
 	if (code == 0)
 		tls_bye(p->tls);
-	uv_close((uv_handle_t *)&p->timer, on_close);
-	if (p->stream_mode)
-		uv_close((uv_handle_t *)&p->tcp, on_close);
-	else
-		uv_close((uv_handle_t *)&p->poll, on_close);
+	uv_close((uv_handle_t *)&p->poll, on_close);
 }
 
 static void tls_failed(struct probe *p, const char *what, int rc)
@@ -76,13 +87,14 @@ static void tls_failed(struct probe *p, const char *what, int rc)
 
 static void wait_for(struct probe *p);
 
-/* The one function that moves the probe through its states. */
+/* Moves the probe through its states as far as the transport allows. */
 static void advance(struct probe *p)
 {
 	ssize_t n;
 
 	for (;;) {
 		switch (p->state) {
+		case P_NEW:
 		case P_CONNECTING:
 		case P_DONE:
 			return;
@@ -95,7 +107,7 @@ static void advance(struct probe *p)
 			printf("handshake ok version=%s strength=%u\n", tls_version(p->tls),
 			       tls_strength(p->tls));
 			fflush(stdout);
-			p->state = P_SENDING;
+			probe_set_state(p, P_SENDING);
 			break;
 		case P_SENDING:
 			n = tls_send(p->tls, p->line + p->sent, strlen(p->line) - p->sent);
@@ -105,7 +117,7 @@ static void advance(struct probe *p)
 				return tls_failed(p, "send", (int)n);
 			p->sent += (size_t)n;
 			if (p->sent == strlen(p->line))
-				p->state = P_READING;
+				probe_set_state(p, P_READING);
 			break;
 		case P_READING:
 			n = tls_recv(p->tls, p->got + p->got_len, sizeof p->got - 1 - p->got_len);
@@ -155,16 +167,25 @@ static void on_poll(uv_poll_t *h, int status, int events)
 			fprintf(stderr, "tlsprobe: connect: %s\n", strerror(err ? err : errno));
 			return finish(p, EXIT_IO);
 		}
-		p->state = P_HANDSHAKE;
+		probe_set_state(p, P_HANDSHAKE);
 	}
 	advance(p);
 }
 
 static void wait_for(struct probe *p)
 {
-	/* The stream is always read; only the fd transport picks a direction. */
-	if (!p->stream_mode)
-		uv_poll_start(&p->poll, tls_want_write(p->tls) ? UV_WRITABLE : UV_READABLE, on_poll);
+	/* The stream is always read and only needs what TLS said written;
+	 * the fd transport picks a direction. */
+	if (p->stream_mode) {
+		int rc = net_stream_flush(p->s);
+
+		if (rc < 0) {
+			fprintf(stderr, "tlsprobe: write: %s\n", net_strerror(rc));
+			finish(p, EXIT_IO);
+		}
+		return;
+	}
+	uv_poll_start(&p->poll, tls_want_write(p->tls) ? UV_WRITABLE : UV_READABLE, on_poll);
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -177,91 +198,33 @@ static void on_timeout(uv_timer_t *t)
 
 /* ---- stream transport --------------------------------------------------- */
 
-struct wreq {
-	uv_write_t req;
-	char data[];
-};
-
-static void on_write(uv_write_t *req, int status)
+static void on_data(void *owner)
 {
-	(void)status;	/* a failed write shows up as a read error or EOF */
-	free(req);
-}
+	struct probe *p = owner;
+	int st = net_stream_read_status(p->s);
 
-static ssize_t stream_push(void *ctx, const void *buf, size_t len)
-{
-	struct probe *p = ctx;
-	struct wreq *w = malloc(sizeof *w + len);
-	uv_buf_t b;
-
-	if (!w) {
-		errno = ENOMEM;
-		return -1;
+	if (p->state == P_DONE)
+		return;
+	if (st < 0 && st != UV_EOF) {
+		fprintf(stderr, "tlsprobe: read: %s\n", uv_strerror(st));
+		finish(p, EXIT_IO);
+		return;
 	}
-	memcpy(w->data, buf, len);
-	b = uv_buf_init(w->data, (unsigned)len);
-	if (uv_write(&w->req, (uv_stream_t *)&p->tcp, &b, 1, on_write) < 0) {
-		free(w);
-		errno = EIO;
-		return -1;
-	}
-	return (ssize_t)len;
-}
-
-static ssize_t stream_pull(void *ctx, void *buf, size_t len)
-{
-	struct probe *p = ctx;
-
-	if (p->in_len == 0) {
-		if (p->in_eof)
-			return 0;
-		errno = EAGAIN;
-		return -1;
-	}
-	if (len > p->in_len)
-		len = p->in_len;
-	memcpy(buf, p->in, len);
-	memmove(p->in, p->in + len, p->in_len - len);
-	p->in_len -= len;
-	return (ssize_t)len;
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	(void)h;
-	buf->base = malloc(hint);
-	buf->len = buf->base ? hint : 0;
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct probe *p = s->data;
-
-	if (n > 0) {
-		char *in = realloc(p->in, p->in_len + (size_t)n);
-
-		if (!in) {
-			free(buf->base);
-			return finish(p, EXIT_IO);
-		}
-		p->in = in;
-		memcpy(p->in + p->in_len, buf->base, (size_t)n);
-		p->in_len += (size_t)n;
-	} else if (n == UV_EOF) {
-		p->in_eof = true;
-		uv_read_stop(s);
-	} else if (n < 0) {
-		fprintf(stderr, "tlsprobe: read: %s\n", uv_strerror((int)n));
-		free(buf->base);
-		return finish(p, EXIT_IO);
-	}
-	free(buf->base);
 	advance(p);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_error(void *owner, int err)
 {
-	struct probe *p = req->data;
+	struct probe *p = owner;
+
+	fprintf(stderr, "tlsprobe: stream: %s\n", net_strerror(err));
+	finish(p, EXIT_IO);
+}
+
+static void on_connect(void *owner, int status)
+{
+	struct probe *p = owner;
+	int rc;
 
 	if (status < 0) {
 		if (status != UV_ECANCELED) {
@@ -272,10 +235,22 @@ static void on_connect(uv_connect_t *req, int status)
 	}
 	if (p->state != P_CONNECTING)
 		return;
-	uv_read_start((uv_stream_t *)&p->tcp, on_alloc, on_read);
-	p->state = P_HANDSHAKE;
+	rc = net_stream_read_start(p->s);
+	if (rc < 0) {
+		fprintf(stderr, "tlsprobe: read: %s\n", net_strerror(rc));
+		finish(p, EXIT_IO);
+		return;
+	}
+	probe_set_state(p, P_HANDSHAKE);
 	advance(p);
 }
+
+static const struct net_stream_cbs stream_cbs = {
+	.on_connect = on_connect,
+	.on_data = on_data,
+	.on_error = on_error,
+	.on_close = on_stream_closed,
+};
 
 static void usage(void)
 {
@@ -344,15 +319,25 @@ int main(int argc, char **argv)
 	p.timer.data = &p;
 	p.open_handles = 2;
 	uv_timer_start(&p.timer, on_timeout, 10000, 0);
+	probe_set_state(&p, P_CONNECTING);
 	if (p.stream_mode) {
-		uv_tcp_init(p.loop, &p.tcp);
-		p.tcp.data = &p;
-		p.connect_req.data = &p;
-		tls_set_transport(p.tls, &p, stream_push, stream_pull);
-		rc = uv_tcp_connect(&p.connect_req, &p.tcp, (struct sockaddr *)&ss, on_connect);
+		/* Bounds far above what one line and a handshake need. */
+		const struct net_stream_conf conf = {
+			.cbs = &stream_cbs, .owner = &p, .max_in = 1u << 20, .max_out = 1u << 20,
+		};
+
+		rc = net_stream_connect(p.loop, (struct sockaddr *)&ss, &conf, &p.s);
 		if (rc < 0) {
-			fprintf(stderr, "tlsprobe: connect: %s\n", uv_strerror(rc));
-			finish(&p, EXIT_IO);
+			fprintf(stderr, "tlsprobe: connect: %s\n", net_strerror(rc));
+			/* No stream was made: only the timer is left to close. */
+			p.open_handles = 1;
+			tls_free(p.tls);
+			p.tls = NULL;
+			probe_set_state(&p, P_DONE);
+			p.exit_code = EXIT_IO;
+			uv_close((uv_handle_t *)&p.timer, on_close);
+		} else {
+			net_stream_set_tls(p.s, p.tls);
 		}
 	} else {
 		p.fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -371,11 +356,12 @@ int main(int argc, char **argv)
 	uv_run(p.loop, UV_RUN_DEFAULT);
 	/* Close callbacks of write requests still queued on the stream. */
 	uv_run(p.loop, UV_RUN_DEFAULT);
-	tls_free(p.tls);
+	/* In stream mode the stream freed the session with itself. */
+	if (!p.stream_mode)
+		tls_free(p.tls);
 	if (p.fd >= 0)
 		close(p.fd);
 	uv_loop_close(p.loop);
-	free(p.in);
 	free(line);
 	return p.exit_code;
 }

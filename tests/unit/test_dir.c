@@ -21,17 +21,7 @@
 #include <time.h>
 
 #include "ldap/dir.h"
-
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "net/net.h"
 
 /*
  * Decodes an RFC 4515 assertion value into BUF; fails the test on any byte that
@@ -44,8 +34,8 @@ static size_t filter_unescape(const char *esc, char *buf, size_t cap)
 	for (const char *p = esc; *p; p++) {
 		assert_true(n < cap);
 		if (*p == '\\') {
-			int hi = hexval((unsigned char)p[1]);
-			int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+			int hi = net_hexval((unsigned char)p[1]);
+			int lo = hi < 0 ? -1 : net_hexval((unsigned char)p[2]);
 
 			if (hi < 0 || lo < 0)
 				fail_msg("malformed escape at offset %td of \"%.40s\"", p - esc, esc);
@@ -224,8 +214,8 @@ static void test_dn_escape(void **state)
 	for (const char *p = out; *p; p++) {
 		assert_int_equal(*p, '\\');
 		p++;
-		assert_true(*p && (strchr(",+\"\\<>;", *p) || hexval((unsigned char)*p) >= 0));
-		if (hexval((unsigned char)*p) >= 0)
+		assert_true(*p && (strchr(",+\"\\<>;", *p) || net_hexval((unsigned char)*p) >= 0));
+		if (net_hexval((unsigned char)*p) >= 0)
 			p++;
 	}
 	free(out);

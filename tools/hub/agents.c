@@ -1,39 +1,40 @@
 /*
- * The hub's agent endpoint: TLS (tls_hub_server_new) over a libuv TCP stream,
- * the HTTP upgrade to WebSocket (http-parser; RFC 6455 section 4.2), then wslay
- * frames carrying one JSON message each (docs/protocol.md).
+ * The hub's agent endpoint: TLS (tls_hub_server_new) over a net_stream, the
+ * HTTP upgrade to WebSocket (http-parser; RFC 6455 section 4.2), then frames
+ * through net/ws.c carrying one JSON message each (docs/protocol.md).
  *
  * Each connection is one struct hub_agent whose state only agent_set_state()
- * changes.  Bytes flow socket -> in[] -> TLS pull -> http-parser or wslay; and
- * wslay -> TLS push -> uv_write.  Nothing is unbounded: in[] is a fixed buffer
- * (reading pauses when it is full), unsent writes are capped by OUT_HIGH (wslay
- * is not asked to send beyond it), a message is at most HUB_MAX_MSG, and an
- * agent has at most HUB_MAX_PENDING requests in flight.
+ * changes.  Bytes flow socket -> net_stream -> TLS -> http-parser or the
+ * WebSocket, and back.  Nothing is unbounded: unread ciphertext is capped by
+ * IN_CAP, unsent writes by OUT_HIGH (no frame goes out beyond it), a message
+ * is at most HUB_MAX_MSG, and an agent has at most HUB_MAX_PENDING requests
+ * in flight.
  */
 #include <errno.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <wslay/wslay.h>
 
 #include "config/cfg.h"
+#include "net/net.h"
 #include "tools/hub/hub.h"
 
 #define IN_CAP		(64u << 10)
 #define OUT_HIGH	(1u << 20)
+/* Above OUT_HIGH by more than one TLS record: a record TLS took is never refused. */
+#define OUT_MAX		(OUT_HIGH + (64u << 10))
 #define UPGRADE_MAX	(16u << 10)	/* the whole upgrade request */
 #define CLOSING_S	5
 
 enum ag_state {
+	AG_NEW = 0,	/* accepted, not yet linked or handshaking */
 	AG_HANDSHAKE,	/* TLS handshake */
 	AG_UPGRADE,	/* reading the HTTP upgrade request */
 	AG_OPEN,	/* WebSocket frames; ready once hello arrived */
 	AG_CLOSING,	/* flushing what is queued, then shutdown */
-	AG_CLOSED,	/* handle closing; freed in the close callback */
+	AG_CLOSED,	/* stream closing; freed in its close callback */
 };
 
 struct hub_req {
@@ -49,24 +50,13 @@ struct hub_agent {
 	struct hub_agent *next;
 	struct hub *hub;
 	enum ag_state state;
-	uv_tcp_t tcp;
-	uv_shutdown_t shut;
-	struct tls_sess *tls;
-	bool tls_done;		/* handshake completed: close_notify is due */
-	char peer[64];
-
-	uint8_t in[IN_CAP];	/* ciphertext not yet pulled by TLS */
-	size_t in_off, in_len;
-	bool eof, read_paused;
-	size_t out_pending;	/* bytes handed to uv_write, not yet written */
+	struct net_stream *s;
+	char peer[NET_ADDR_MAX];
 
 	http_parser parser;
 	struct hub_upgrade *up;	/* only while AG_UPGRADE */
-	uint8_t *early;		/* plaintext that followed the upgrade request */
-	size_t early_off, early_len;
 
-	wslay_event_context_ptr ws;
-	bool in_ws;		/* inside wslay_event_recv/send: do not re-enter */
+	struct net_ws *ws;
 	bool fatal;		/* a callback asked for the connection to drop */
 
 	bool ready;		/* hello received */
@@ -82,36 +72,10 @@ struct hub_agent {
 	uint64_t served;	/* results received */
 };
 
-struct wbuf {
-	uv_write_t req;
-	struct hub_agent *a;
-	size_t len;
-	char data[];
-};
-
 static void agent_pump(struct hub_agent *a);
 static void agent_flush(struct hub_agent *a);
 
 /* ---- state ---------------------------------------------------------------- */
-
-static void on_close(uv_handle_t *h)
-{
-	struct hub_agent *a = h->data;
-
-	if (a->ws)
-		wslay_event_context_free(a->ws);
-	if (a->tls)
-		tls_free(a->tls);
-	free(a->up);
-	if (a->early)
-		explicit_bzero(a->early, a->early_len);
-	free(a->early);
-	free(a->version);
-	free(a->public_url);
-	json_decref(a->caps);
-	explicit_bzero(a->in, sizeof(a->in));
-	free(a);
-}
 
 static void fail_requests(struct hub_agent *a, const char *err)
 {
@@ -139,16 +103,6 @@ static void unlink_agent(struct hub_agent *a)
 	}
 }
 
-static void agent_set_state(struct hub_agent *a, enum ag_state st);
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-	struct hub_agent *a = req->data;
-
-	(void)status;
-	agent_set_state(a, AG_CLOSED);
-}
-
 /* The one place the state changes.  CLOSING sends what is queued (with a TLS
  * close_notify) and shuts the socket down; CLOSED drops everything at once.
  * Both fail the agent's pending requests first: a request whose agent left is
@@ -161,9 +115,6 @@ static void agent_set_state(struct hub_agent *a, enum ag_state st)
 		return;
 	a->state = st;
 	switch (st) {
-	case AG_UPGRADE:
-		a->tls_done = true;
-		break;
 	case AG_OPEN:
 		free(a->up);
 		a->up = NULL;
@@ -173,132 +124,83 @@ static void agent_set_state(struct hub_agent *a, enum ag_state st)
 		if (a->ready)
 			log_msg(LOGL_INFO, "hub: agent %s (%s) disconnected", a->name, a->peer);
 		a->ready = false;
-		/* A closing agent stays listed so that hub_agents_tick() can cut a
-		 * peer that never lets the shutdown complete. */
-		if (st == AG_CLOSED)
-			unlink_agent(a);
 		fail_requests(a, "directory_unavailable");
 		if (st == AG_CLOSING) {
+			/* A closing agent stays listed so that hub_agents_tick() can
+			 * cut a peer that never lets the shutdown complete. */
 			a->closing_ms = uv_now(a->hub->loop);
-			if (a->tls_done)
-				tls_bye(a->tls);
-			a->shut.data = a;
-			if (uv_shutdown(&a->shut, (uv_stream_t *)&a->tcp, on_shutdown) == 0)
-				break;
-			a->state = AG_CLOSED;
-			unlink_agent(a);
+			if (old >= AG_UPGRADE)
+				tls_bye(net_stream_tls(a->s));
+			if (net_stream_shutdown(a->s) < 0)
+				agent_set_state(a, AG_CLOSED);
+			break;
 		}
-		uv_close((uv_handle_t *)&a->tcp, on_close);
+		unlink_agent(a);
+		/* What TLS said last (an alert, a refusal) goes out before the close. */
+		(void)net_stream_flush(a->s);
+		net_stream_close(a->s, false);
 		break;
 	default:
 		break;
 	}
 }
 
-/* ---- transport: libuv <-> TLS --------------------------------------------- */
+/* ---- transport ------------------------------------------------------------ */
 
-static void on_write(uv_write_t *req, int status)
+static void on_data(void *owner)
 {
-	struct wbuf *w = (struct wbuf *)req;
-	struct hub_agent *a = w->a;
+	struct hub_agent *a = owner;
 
-	a->out_pending -= w->len;
-	free(w);
-	if (a->state >= AG_CLOSING)
-		return;
-	if (status < 0) {
-		agent_set_state(a, AG_CLOSED);
+	if (a->state >= AG_CLOSING) {
+		/* Only the shutdown is awaited; what the peer still sends is dropped. */
+		net_stream_discard(a->s);
 		return;
 	}
-	agent_flush(a);
-}
-
-/* TLS push: every record goes straight to uv_write.  Flow control happens one
- * level up: wslay is not asked to send while OUT_HIGH bytes are unwritten. */
-static ssize_t tls_push(void *ctx, const void *buf, size_t len)
-{
-	struct hub_agent *a = ctx;
-	struct wbuf *w;
-	uv_buf_t b;
-
-	if (a->state == AG_CLOSED) {
-		errno = EPIPE;
-		return -1;
-	}
-	w = malloc(sizeof(*w) + len);
-	if (!w) {
-		errno = ENOMEM;
-		return -1;
-	}
-	w->a = a;
-	w->len = len;
-	memcpy(w->data, buf, len);
-	b = uv_buf_init(w->data, (unsigned)len);
-	if (uv_write(&w->req, (uv_stream_t *)&a->tcp, &b, 1, on_write) < 0) {
-		free(w);
-		errno = EPIPE;
-		return -1;
-	}
-	a->out_pending += len;
-	return (ssize_t)len;
-}
-
-static ssize_t tls_pull(void *ctx, void *buf, size_t len)
-{
-	struct hub_agent *a = ctx;
-
-	if (a->in_len == 0) {
-		if (a->eof)
-			return 0;
-		errno = EAGAIN;
-		return -1;
-	}
-	if (len > a->in_len)
-		len = a->in_len;
-	memcpy(buf, a->in + a->in_off, len);
-	a->in_off += len;
-	a->in_len -= len;
-	if (a->in_len == 0)
-		a->in_off = 0;
-	return (ssize_t)len;
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct hub_agent *a = h->data;
-
-	(void)hint;
-	if (a->in_off && a->in_len)
-		memmove(a->in, a->in + a->in_off, a->in_len);
-	a->in_off = 0;
-	*buf = uv_buf_init((char *)a->in + a->in_len, (unsigned)(IN_CAP - a->in_len));
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-	struct hub_agent *a = s->data;
-
-	(void)buf;
-	if (a->state >= AG_CLOSING)
-		return;
-	if (n == UV_ENOBUFS) {
-		/* in[] is full: TLS has not consumed it yet.  Resume in agent_pump. */
-		uv_read_stop(s);
-		a->read_paused = true;
-		return;
-	}
-	if (n < 0) {
-		a->eof = true;
-		uv_read_stop(s);
-	} else {
-		a->in_len += (size_t)n;
+	if (!net_stream_eof(a->s))
 		a->last_rx_ms = uv_now(a->hub->loop);
-	}
 	agent_pump(a);
 }
 
-/* ---- the upgrade ------------------------------------------------------------ */
+static void on_drain(void *owner)
+{
+	agent_flush(owner);
+}
 
+static void on_error(void *owner, int err)
+{
+	struct hub_agent *a = owner;
+
+	log_msg(LOGL_DEBUG, "hub: %s: %s", a->peer, net_strerror(err));
+	agent_set_state(a, AG_CLOSED);
+}
+
+static void on_shutdown(void *owner, int status)
+{
+	(void)status;
+	agent_set_state(owner, AG_CLOSED);
+}
+
+static void on_close(void *owner)
+{
+	struct hub_agent *a = owner;
+
+	net_ws_free(a->ws);
+	free(a->up);
+	free(a->version);
+	free(a->public_url);
+	json_decref(a->caps);
+	free(a);
+}
+
+static const struct net_stream_cbs stream_cbs = {
+	.on_data = on_data,
+	.on_drain = on_drain,
+	.on_error = on_error,
+	.on_close = on_close,
+	.on_shutdown = on_shutdown,
+};
+
+/* ---- the upgrade ------------------------------------------------------------ */
 
 /* Sends a short HTTP error and closes. */
 static void up_refuse(struct hub_agent *a, const char *status, const char *extra)
@@ -310,28 +212,27 @@ static void up_refuse(struct hub_agent *a, const char *status, const char *extra
 		     "HTTP/1.1 %s\r\nContent-Length: 0\r\nConnection: close\r\n%s\r\n",
 		     status, extra ? extra : "");
 	log_msg(LOGL_WARN, "hub: %s: upgrade refused: %s", a->peer, status);
-	tls_send(a->tls, buf, (size_t)n);
+	tls_send(net_stream_tls(a->s), buf, (size_t)n);
 	agent_set_state(a, AG_CLOSING);
 }
 
+static void ws_msg(void *owner, const struct net_ws_msg *m);
 
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-		       void *ud);
-static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-		       int flags, void *ud);
-static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
-		   void *ud);
-
-static void up_accept(struct hub_agent *a)
+/* EARLY (LEN bytes) is what followed the request in the same records: frames
+ * the agent sent before our 101 arrived, which belong to the WebSocket. */
+static void up_accept(struct hub_agent *a, const char *early, size_t early_len)
 {
-	static const struct wslay_event_callbacks cbs = {
-		.recv_callback = ws_recv,
-		.send_callback = ws_send,
-		.on_msg_recv_callback = ws_msg,
+	const struct net_ws_conf conf = {
+		.server = true,
+		.max_msg = HUB_MAX_MSG,
+		.out_high = OUT_HIGH,
+		.peer_name = "agent",
+		.on_msg = ws_msg,
+		.owner = a,
 	};
 	struct hub_upgrade *u = a->up;
-	const char *auth = u->val[H_AUTH];
-	char key[32], buf[256];
+	const char *auth = u->h.val[H_AUTH];
+	char key[NET_WS_ACCEPT_SIZE], buf[256];
 	int n;
 
 	u->url[u->url_len] = '\0';
@@ -339,33 +240,31 @@ static void up_accept(struct hub_agent *a)
 		up_refuse(a, "404 Not Found", NULL);
 		return;
 	}
-	if (strncasecmp(auth, "Bearer ", 7) != 0 || u->val_len[H_AUTH] <= 7 ||
-	    !hub_token_ok(a->hub, auth + 7, u->val_len[H_AUTH] - 7)) {
-		explicit_bzero(u->val[H_AUTH], sizeof(u->val[H_AUTH]));
+	if (strncasecmp(auth, "Bearer ", 7) != 0 || u->h.val_len[H_AUTH] <= 7 ||
+	    !hub_token_ok(a->hub, auth + 7, u->h.val_len[H_AUTH] - 7)) {
+		explicit_bzero(u->h.val[H_AUTH], sizeof(u->h.val[H_AUTH]));
 		up_refuse(a, "401 Unauthorized", "WWW-Authenticate: Bearer\r\n");
 		return;
 	}
-	explicit_bzero(u->val[H_AUTH], sizeof(u->val[H_AUTH]));
-	if (strcmp(u->val[H_VERSION], "13") != 0) {
+	explicit_bzero(u->h.val[H_AUTH], sizeof(u->h.val[H_AUTH]));
+	if (strcmp(u->h.val[H_VERSION], "13") != 0) {
 		up_refuse(a, "426 Upgrade Required", "Sec-WebSocket-Version: 13\r\n");
 		return;
 	}
-	if (!hub_has_token(u->val[H_UPGRADE], "websocket") ||
-	    !hub_has_token(u->val[H_CONNECTION], "upgrade") ||
-	    !hub_ws_key_valid(u->val[H_KEY], u->val_len[H_KEY]) ||
-	    hub_ws_accept(u->val[H_KEY], key) < 0) {
+	if (!net_http_has_token(u->h.val[H_UPGRADE], "websocket") ||
+	    !net_http_has_token(u->h.val[H_CONNECTION], "upgrade") ||
+	    net_ws_accept(u->h.val[H_KEY], u->h.val_len[H_KEY], key) < 0) {
 		up_refuse(a, "400 Bad Request", NULL);
 		return;
 	}
-	if (wslay_event_context_server_init(&a->ws, &cbs, a) != 0) {
+	if (net_ws_new(a->s, &conf, early, early_len, &a->ws) < 0) {
 		agent_set_state(a, AG_CLOSED);
 		return;
 	}
-	wslay_event_config_set_max_recv_msg_length(a->ws, HUB_MAX_MSG);
 	n = snprintf(buf, sizeof(buf),
 		     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", key);
-	if (tls_send(a->tls, buf, (size_t)n) != n) {
+	if (tls_send(net_stream_tls(a->s), buf, (size_t)n) != n) {
 		agent_set_state(a, AG_CLOSED);
 		return;
 	}
@@ -380,7 +279,7 @@ static void up_read(struct hub_agent *a)
 	size_t used;
 
 	while (a->state == AG_UPGRADE) {
-		n = tls_recv(a->tls, buf, sizeof(buf));
+		n = tls_recv(net_stream_tls(a->s), buf, sizeof(buf));
 		if (n == TLS_E_AGAIN)
 			return;
 		if (n <= 0) {
@@ -390,19 +289,11 @@ static void up_read(struct hub_agent *a)
 		a->up->total += (size_t)n;
 		used = http_parser_execute(&a->parser, &hub_upgrade_settings, buf, (size_t)n);
 		if (a->up->done) {
-			/* Frames sent before our 101 arrived belong to wslay. */
-			if (used < (size_t)n) {
-				a->early_len = (size_t)n - used;
-				a->early = malloc(a->early_len);
-				if (!a->early) {
-					agent_set_state(a, AG_CLOSED);
-					return;
-				}
-				memcpy(a->early, buf + used, a->early_len);
-			}
-			up_accept(a);
+			up_accept(a, buf + used, (size_t)n - used);
+			explicit_bzero(buf, (size_t)n);
 			return;
 		}
+		explicit_bzero(buf, (size_t)n);
 		if (HTTP_PARSER_ERRNO(&a->parser) != HPE_OK || a->up->total > UPGRADE_MAX) {
 			up_refuse(a, "400 Bad Request", NULL);
 			return;
@@ -412,49 +303,12 @@ static void up_read(struct hub_agent *a)
 
 /* ---- WebSocket and messages ------------------------------------------------ */
 
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-		       void *ud)
-{
-	struct hub_agent *a = ud;
-	ssize_t n;
-
-	(void)flags;
-	if (a->early_off < a->early_len) {
-		n = (ssize_t)(a->early_len - a->early_off);
-		if ((size_t)n > len)
-			n = (ssize_t)len;
-		memcpy(buf, a->early + a->early_off, (size_t)n);
-		a->early_off += (size_t)n;
-		return n;
-	}
-	n = tls_recv(a->tls, buf, len);
-	if (n > 0)
-		return n;
-	wslay_event_set_error(ctx, n == TLS_E_AGAIN ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
-}
-
-static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len,
-		       int flags, void *ud)
-{
-	struct hub_agent *a = ud;
-	ssize_t n;
-
-	(void)flags;
-	n = tls_send(a->tls, data, len);
-	if (n > 0)
-		return n;
-	wslay_event_set_error(ctx, n == TLS_E_AGAIN ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
-}
-
 /* Fails the WebSocket with CODE: the close frame goes out, nothing more is read. */
-static void ws_fail(struct hub_agent *a, uint16_t code, const char *why)
+static void ws_fail(struct hub_agent *a, enum net_ws_close code, const char *why)
 {
 	log_msg(LOGL_WARN, "hub: agent %s (%s): %s; closing", a->ready ? a->name : "-",
 		a->peer, why);
-	wslay_event_queue_close(a->ws, code, NULL, 0);
-	wslay_event_shutdown_read(a->ws);
+	net_ws_fail(a->ws, code, why);
 }
 
 /* Printable ASCII of 1..MAX bytes: names and versions end up in logs and JSON. */
@@ -476,7 +330,7 @@ static void on_hello(struct hub_agent *a, json_t *m)
 	json_t *url = json_object_get(m, "public_url");
 
 	if (a->ready) {
-		ws_fail(a, 1008, "second hello");
+		ws_fail(a, NET_WS_POLICY, "second hello");
 		return;
 	}
 	if (!name || !printable(name, 64) || !version || !printable(version, 64) ||
@@ -484,7 +338,7 @@ static void on_hello(struct hub_agent *a, json_t *m)
 	    (url && !json_is_null(url) &&
 	     (!json_is_string(url) || !printable(json_string_value(url), 512) ||
 	      strncmp(json_string_value(url), "https://", 8) != 0))) {
-		ws_fail(a, 1008, "malformed hello");
+		ws_fail(a, NET_WS_POLICY, "malformed hello");
 		return;
 	}
 	snprintf(a->name, sizeof(a->name), "%s", name);
@@ -506,7 +360,7 @@ static void on_result(struct hub_agent *a, json_t *m)
 	struct hub_req **pp, *r;
 
 	if (!id || !json_is_boolean(json_object_get(m, "ok"))) {
-		ws_fail(a, 1008, "malformed result");
+		ws_fail(a, NET_WS_POLICY, "malformed result");
 		return;
 	}
 	for (pp = &a->reqs; (r = *pp); pp = &r->next) {
@@ -524,25 +378,33 @@ static void on_result(struct hub_agent *a, json_t *m)
 	log_msg(LOGL_DEBUG, "hub: agent %s: result for unknown id dropped", a->name);
 }
 
-/* Queues M (taken) for agent A.  Used for answers to the agent's own requests;
+/* Queues M (borrowed) for agent A as one text message; send with agent_flush(). */
+static int agent_queue(struct hub_agent *a, const json_t *m)
+{
+	char *text = json_dumps(m, JSON_COMPACT);
+	size_t len;
+	int rc;
+
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	rc = net_ws_send_text(a->ws, text, len);
+	/* The message may hold a password: the WebSocket has its own copy now. */
+	explicit_bzero(text, len);
+	free(text);
+	return rc < 0 ? -EPIPE : 0;
+}
+
+/* Sends M (taken) to agent A.  Used for answers to the agent's own requests;
  * hub_request() sends the hub's. */
 static int agent_send(struct hub_agent *a, json_t *m)
 {
-	struct wslay_event_msg wm = { WSLAY_TEXT_FRAME, NULL, 0 };
-	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
-	int rc;
+	int rc = m ? agent_queue(a, m) : -ENOMEM;
 
 	json_decref(m);
-	if (!text)
-		return -ENOMEM;
-	wm.msg = (const uint8_t *)text;
-	wm.msg_length = strlen(text);
-	rc = wslay_event_queue_msg(a->ws, &wm);
-	free(text);
-	if (rc != 0)
-		return -EPIPE;
-	agent_flush(a);
-	return 0;
+	if (rc == 0)
+		agent_flush(a);
+	return rc;
 }
 
 void hub_agent_answer(struct hub_agent *a, const char *id, const char *err)
@@ -554,29 +416,27 @@ void hub_agent_answer(struct hub_agent *a, const char *id, const char *err)
 		agent_send(a, json_pack("{s:s, s:s, s:b}", "type", "result", "id", id, "ok", 1));
 }
 
-static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *m,
-		   void *ud)
+static void ws_msg(void *owner, const struct net_ws_msg *m)
 {
-	struct hub_agent *a = ud;
+	struct hub_agent *a = owner;
 	json_error_t jerr;
 	const char *type;
 	json_t *j;
 
-	(void)ctx;
-	if (m->opcode == WSLAY_BINARY_FRAME) {
-		ws_fail(a, 1003, "binary frame");
+	if (m->op == NET_WS_BINARY) {
+		ws_fail(a, NET_WS_UNSUPPORTED, "binary frame");
 		return;
 	}
-	if (m->opcode != WSLAY_TEXT_FRAME)
+	if (m->op != NET_WS_TEXT)
 		return;
-	j = json_loadb((const char *)m->msg, m->msg_length, JSON_REJECT_DUPLICATES, &jerr);
+	j = json_loadb((const char *)m->data, m->len, JSON_REJECT_DUPLICATES, &jerr);
 	type = json_string_value(json_object_get(j, "type"));
 	if (!json_is_object(j) || !type) {
-		ws_fail(a, 1007, "message is not a JSON object with a type");
+		ws_fail(a, NET_WS_BAD_DATA, "message is not a JSON object with a type");
 	} else if (strcmp(type, "hello") == 0) {
 		on_hello(a, j);
 	} else if (!a->ready) {
-		ws_fail(a, 1008, "message before hello");
+		ws_fail(a, NET_WS_POLICY, "message before hello");
 	} else if (strcmp(type, "result") == 0) {
 		on_result(a, j);
 	} else if (strcmp(type, "session_check") == 0 || strcmp(type, "login") == 0) {
@@ -588,40 +448,30 @@ static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	json_decref(j);
 }
 
-/* Sends what wslay has queued, within the output bound. */
+/* Sends what is queued, within the output bound; a WebSocket whose closing
+ * handshake is over moves on to the TCP shutdown. */
 static void agent_flush(struct hub_agent *a)
 {
-	if (a->state != AG_OPEN || a->in_ws)
+	if (a->state != AG_OPEN || net_ws_busy(a->ws))
 		return;
-	a->in_ws = true;
-	while (wslay_event_want_write(a->ws) && a->out_pending < OUT_HIGH && !a->fatal) {
-		size_t before = a->out_pending;
-
-		if (wslay_event_send(a->ws) != 0) {
-			a->fatal = true;
-			break;
-		}
-		if (a->out_pending == before)
-			break;
-	}
-	a->in_ws = false;
-	if (a->fatal)
+	if (a->fatal || net_ws_flush(a->ws) < 0)
 		agent_set_state(a, AG_CLOSED);
-	else if (!wslay_event_want_read(a->ws) && !wslay_event_want_write(a->ws))
+	else if (net_ws_done(a->ws))
 		agent_set_state(a, AG_CLOSING);
 }
 
 static void agent_pump(struct hub_agent *a)
 {
+	struct tls_sess *tls = net_stream_tls(a->s);
 	int rc;
 
 	if (a->state == AG_HANDSHAKE) {
-		rc = tls_handshake(a->tls);
+		rc = tls_handshake(tls);
 		if (rc == TLS_E_AGAIN)
 			goto io;
 		if (rc < 0) {
 			log_msg(LOGL_WARN, "hub: %s: TLS handshake failed: %s", a->peer,
-				tls_last_error(a->tls));
+				tls_last_error(tls));
 			agent_set_state(a, AG_CLOSED);
 			return;
 		}
@@ -629,38 +479,31 @@ static void agent_pump(struct hub_agent *a)
 	}
 	if (a->state == AG_UPGRADE)
 		up_read(a);
-	if (a->state == AG_OPEN && !a->in_ws) {
-		a->in_ws = true;
-		if (wslay_event_want_read(a->ws) && wslay_event_recv(a->ws) != 0)
-			a->fatal = true;
-		a->in_ws = false;
-		if (a->fatal) {
+	if (a->state == AG_OPEN) {
+		if (net_ws_pump(a->ws) < 0 || a->fatal) {
 			agent_set_state(a, AG_CLOSED);
 			return;
 		}
 		agent_flush(a);
 	}
 io:
-	if (a->state >= AG_CLOSING)
-		return;
-	if (a->eof && a->state != AG_OPEN) {
+	if (a->state < AG_CLOSING && net_stream_eof(a->s) && a->state != AG_OPEN)
 		agent_set_state(a, AG_CLOSED);
-		return;
-	}
-	if (a->read_paused && a->in_len < IN_CAP) {
-		a->read_paused = false;
-		uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
-	}
 }
 
 /* ---- accepting --------------------------------------------------------------- */
 
 static void on_connection(uv_stream_t *server, int status)
 {
+	const struct net_stream_conf conf = {
+		.cbs = &stream_cbs,
+		.max_in = IN_CAP,
+		.max_out = OUT_MAX,
+	};
 	struct hub *h = server->data;
+	struct net_stream_conf c = conf;
 	struct hub_agent *a;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
+	struct tls_sess *tls = NULL;
 
 	if (status < 0)
 		return;
@@ -668,59 +511,35 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!a)
 		return;
 	a->hub = h;
-	a->tcp.data = a;
-	uv_tcp_init(h->loop, &a->tcp);
-	if (uv_accept(server, (uv_stream_t *)&a->tcp) < 0 || h->n_agents >= HUB_MAX_AGENTS ||
-	    tls_hub_server_new(h->creds, &a->tls) < 0) {
-		a->state = AG_CLOSED;
-		uv_close((uv_handle_t *)&a->tcp, on_close);
+	c.owner = a;
+	if (net_stream_accept(server, &c, &a->s) < 0) {
+		free(a);
 		return;
 	}
-	if (uv_tcp_getpeername(&a->tcp, (struct sockaddr *)&ss, &len) == 0) {
-		char ip[INET6_ADDRSTRLEN] = "?";
-		int port = 0;
-
-		if (ss.ss_family == AF_INET) {
-			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		} else if (ss.ss_family == AF_INET6) {
-			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-		}
-		snprintf(a->peer, sizeof(a->peer), "%s:%d", ip, port);
-	}
-	a->up = calloc(1, sizeof(*a->up));
-	if (!a->up) {
-		a->state = AG_CLOSED;
-		uv_close((uv_handle_t *)&a->tcp, on_close);
+	/* From here the stream owns A: it is freed in on_close. */
+	net_stream_peer(a->s, a->peer, sizeof(a->peer), true);
+	a->up = malloc(sizeof(*a->up));
+	if (a->up)
+		hub_upgrade_init(a->up);
+	if (h->n_agents >= HUB_MAX_AGENTS || !a->up || tls_hub_server_new(h->creds, &tls) < 0) {
+		agent_set_state(a, AG_CLOSED);
 		return;
 	}
+	net_stream_set_tls(a->s, tls);
 	http_parser_init(&a->parser, HTTP_REQUEST);
 	a->parser.data = a->up;
-	tls_set_transport(a->tls, a, tls_push, tls_pull);
-	uv_tcp_nodelay(&a->tcp, 1);
 	a->opened_ms = a->last_rx_ms = a->last_ping_ms = uv_now(h->loop);
 	a->next = h->agents;
 	h->agents = a;
 	h->n_agents++;
-	uv_read_start((uv_stream_t *)&a->tcp, on_alloc, on_read);
+	agent_set_state(a, AG_HANDSHAKE);
+	if (net_stream_read_start(a->s) < 0)
+		agent_set_state(a, AG_CLOSED);
 }
 
 int hub_agents_listen(struct hub *h, const char *hostport)
 {
-	struct sockaddr_storage ss;
-	int rc;
-
-	uv_tcp_init(h->loop, &h->agent_listener);
-	h->agent_listener.data = h;
-	if (hub_parse_hostport(hostport, &ss) < 0)
-		return -EINVAL;
-	rc = uv_tcp_bind(&h->agent_listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&h->agent_listener, 128, on_connection);
-	if (rc < 0)
-		fprintf(stderr, "dirbridge: --listen %s: %s\n", hostport, uv_strerror(rc));
-	return rc;
+	return hub_listen(h, &h->agent_listener, hostport, 128, on_connection, "--listen");
 }
 
 /* ---- requests ------------------------------------------------------------------ */
@@ -746,10 +565,8 @@ static struct hub_agent *pick(struct hub *h, bool need_url, bool need_room)
 
 int hub_request(struct hub *h, json_t *msg, hub_req_cb cb, void *arg, struct hub_req **out)
 {
-	struct wslay_event_msg wm;
 	struct hub_agent *a;
 	struct hub_req *r;
-	char *text;
 	int rc;
 
 	a = pick(h, false, false);
@@ -761,21 +578,14 @@ int hub_request(struct hub *h, json_t *msg, hub_req_cb cb, void *arg, struct hub
 	if (!r)
 		return -ENOMEM;
 	snprintf(r->id, sizeof(r->id), "%llu", (unsigned long long)++h->next_req);
-	if (json_object_set_new(msg, "id", json_string(r->id)) < 0 ||
-	    !(text = json_dumps(msg, JSON_COMPACT))) {
+	if (json_object_set_new(msg, "id", json_string(r->id)) < 0) {
 		free(r);
 		return -ENOMEM;
 	}
-	wm.opcode = WSLAY_TEXT_FRAME;
-	wm.msg = (const uint8_t *)text;
-	wm.msg_length = strlen(text);
-	rc = wslay_event_queue_msg(a->ws, &wm);
-	/* The request may hold a password: wslay has its own copy now. */
-	explicit_bzero(text, wm.msg_length);
-	free(text);
-	if (rc != 0) {
+	rc = agent_queue(a, msg);
+	if (rc < 0) {
 		free(r);
-		return -EPIPE;
+		return rc;
 	}
 	r->agent = a;
 	r->cb = cb;
@@ -870,10 +680,8 @@ void hub_agents_tick(struct hub *h, uint64_t now)
 			free(r);
 		}
 		if (now - a->last_ping_ms >= HUB_PING_INTERVAL_S * 1000u) {
-			struct wslay_event_msg ping = { WSLAY_PING, NULL, 0 };
-
 			a->last_ping_ms = now;
-			wslay_event_queue_msg(a->ws, &ping);
+			net_ws_ping(a->ws);
 			agent_flush(a);
 		}
 	}

@@ -3,7 +3,7 @@
  * connection).  Routes and status codes are listed in docs/protocol.md.
  *
  * Each connection is one struct api_conn whose state only api_set_state()
- * changes: READ (parsing the request) -> WAIT (a request is with an agent) ->
+ * changes: NEW -> READ (parsing the request) -> WAIT (a request is with an agent) ->
  * WRITE (the response is being written, then the socket is shut down) ->
  * CLOSED.  The request line and headers are bounded by http-parser, the URL by
  * HUB_API_URL_MAX and the body by HUB_MAX_API_BODY (apireq.c).
@@ -19,7 +19,7 @@
 
 #define API_READ_S	30	/* to send a whole request */
 
-enum api_state { API_READ, API_WAIT, API_WRITE, API_CLOSED };
+enum api_state { API_NEW = 0, API_READ, API_WAIT, API_WRITE, API_CLOSED };
 enum api_kind { K_AUTH, K_LOOKUP, K_CHANGE, K_USERS, K_GROUPS };
 
 struct api_conn {
@@ -484,6 +484,7 @@ static void on_connection(uv_stream_t *server, int status)
 	h->api = c;
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = &c->rq;
+	api_set_state(c, API_READ);
 	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -508,17 +509,5 @@ void hub_api_close_all(struct hub *h)
 
 int hub_api_listen(struct hub *h, const char *hostport)
 {
-	struct sockaddr_storage ss;
-	int rc;
-
-	uv_tcp_init(h->loop, &h->api_listener);
-	h->api_listener.data = h;
-	if (hub_parse_hostport(hostport, &ss) < 0)
-		return -EINVAL;
-	rc = uv_tcp_bind(&h->api_listener, (struct sockaddr *)&ss, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&h->api_listener, 256, on_connection);
-	if (rc < 0)
-		fprintf(stderr, "dirbridge: --api %s: %s\n", hostport, uv_strerror(rc));
-	return rc;
+	return hub_listen(h, &h->api_listener, hostport, 256, on_connection, "--api");
 }

@@ -55,17 +55,6 @@ const http_parser_settings hub_api_settings = {
 	.on_message_complete = on_complete,
 };
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 int hub_query_get(const char *q, size_t len, const char *key, char *out, size_t outlen)
 {
 	size_t klen = strlen(key), i, o;
@@ -82,8 +71,8 @@ int hub_query_get(const char *q, size_t len, const char *key, char *out, size_t 
 				if (ch == '%') {
 					int hi, lo;
 
-					if (p + i + 2 >= amp || (hi = hexval(p[i + 1])) < 0 ||
-					    (lo = hexval(p[i + 2])) < 0)
+					if (p + i + 2 >= amp || (hi = net_hexval(p[i + 1])) < 0 ||
+					    (lo = net_hexval(p[i + 2])) < 0)
 						return -1;
 					ch = hi * 16 + lo;
 					i += 2;

@@ -15,6 +15,7 @@
 #include <http_parser.h>
 #include <uv.h>
 
+#include "net/net.h"
 #include "tls/tls.h"
 
 /* Limits.  Every queue and buffer the hub keeps is bounded by one of these. */
@@ -100,26 +101,15 @@ void hub_api_close_all(struct hub *h);
  * http-parser with hub_upgrade_settings (parser->data is the struct). */
 enum { H_UPGRADE, H_CONNECTION, H_KEY, H_VERSION, H_AUTH, H_N };
 struct hub_upgrade {
-	char field[32];
-	size_t field_len;
-	bool field_long;
-	bool in_value;
-	int cur;		/* which header the value belongs to, or -1 */
-	char val[H_N][512];
-	size_t val_len[H_N];
-	bool seen[H_N];
+	struct net_hdrs h;	/* h.val[H_KEY] etc.; a repeated one is refused */
 	char url[128];
 	size_t url_len;
 	size_t total;
 	bool done;
 };
+/* Empties U and names the headers it keeps. */
+void hub_upgrade_init(struct hub_upgrade *u);
 extern const http_parser_settings hub_upgrade_settings;
-/* Whether the comma/space separated LIST holds TOKEN (case-insensitive). */
-bool hub_has_token(const char *list, const char *token);
-/* Whether KEY (LEN bytes) is a Sec-WebSocket-Key: base64 of 16 bytes. */
-bool hub_ws_key_valid(const char *key, size_t len);
-/* RFC 6455 4.2.2: Sec-WebSocket-Accept for KEY, base64(SHA-1(KEY + GUID)). */
-int hub_ws_accept(const char *key, char out[32]);
 
 /* apireq.c: one request to the local API, collected by http-parser with
  * hub_api_settings (parser->data is the struct). */
@@ -159,6 +149,10 @@ void hub_sessions_free(struct hub *h);
 
 /* main.c helpers shared by both endpoints. */
 int hub_parse_hostport(const char *text, struct sockaddr_storage *ss);
+/* Binds L to HOSTPORT and listens with CB (L->data is H); on failure says so
+ * on stderr, naming the command-line OPTION.  0 or a negative errno. */
+int hub_listen(struct hub *h, uv_tcp_t *l, const char *hostport, int backlog,
+	       uv_connection_cb cb, const char *option);
 /* 128 random bits as 32 lowercase hex digits. */
 int hub_random_hex(char out[33]);
 /* Whether TOKEN (LEN bytes) is one of --tokens-file, in constant time. */

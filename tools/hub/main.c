@@ -34,6 +34,24 @@ int hub_parse_hostport(const char *text, struct sockaddr_storage *ss)
 	return cfg_hostport_parse(text, 0, ss);
 }
 
+int hub_listen(struct hub *h, uv_tcp_t *l, const char *hostport, int backlog,
+	       uv_connection_cb cb, const char *option)
+{
+	struct sockaddr_storage ss;
+	int rc;
+
+	uv_tcp_init(h->loop, l);
+	l->data = h;
+	if (hub_parse_hostport(hostport, &ss) < 0)
+		return -EINVAL;
+	rc = uv_tcp_bind(l, (struct sockaddr *)&ss, 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)l, backlog, cb);
+	if (rc < 0)
+		fprintf(stderr, "dirbridge: %s %s: %s\n", option, hostport, uv_strerror(rc));
+	return rc;
+}
+
 int hub_random_hex(char out[33])
 {
 	static const char hex[] = "0123456789abcdef";
