@@ -147,8 +147,8 @@ void hub_session_message(struct hub *h, struct hub_agent *a, const char *type, j
 void hub_sessions_tick(struct hub *h, time_t now);
 void hub_sessions_free(struct hub *h);
 
-/* main.c helpers shared by both endpoints. */
-int hub_parse_hostport(const char *text, struct sockaddr_storage *ss);
+/* main.c helpers shared by both endpoints (addresses are read with
+ * cfg_hostport_parse, as the agent reads its own). */
 /* Binds L to HOSTPORT and listens with CB (L->data is H); on failure says so
  * on stderr, naming the command-line OPTION.  0 or a negative errno. */
 int hub_listen(struct hub *h, uv_tcp_t *l, const char *hostport, int backlog,

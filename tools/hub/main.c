@@ -28,12 +28,6 @@ static const char usage[] =
 	"  --api          local JSON API, plain HTTP on a loopback address\n"
 	"  -v             debug logging\n";
 
-int hub_parse_hostport(const char *text, struct sockaddr_storage *ss)
-{
-	/* The agent's [https] listen and both hub endpoints read addresses alike. */
-	return cfg_hostport_parse(text, 0, ss);
-}
-
 int hub_listen(struct hub *h, uv_tcp_t *l, const char *hostport, int backlog,
 	       uv_connection_cb cb, const char *option)
 {
@@ -42,7 +36,7 @@ int hub_listen(struct hub *h, uv_tcp_t *l, const char *hostport, int backlog,
 
 	uv_tcp_init(h->loop, l);
 	l->data = h;
-	if (hub_parse_hostport(hostport, &ss) < 0)
+	if (cfg_hostport_parse(hostport, 0, &ss) < 0)
 		return -EINVAL;
 	rc = uv_tcp_bind(l, (struct sockaddr *)&ss, 0);
 	if (rc == 0)
@@ -212,11 +206,11 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	if (hub_parse_hostport(listen, &ss) < 0) {
+	if (cfg_hostport_parse(listen, 0, &ss) < 0) {
 		fprintf(stderr, "dirbridge: --listen %s: want HOST:PORT or [V6]:PORT with a numeric address\n", listen);
 		return 2;
 	}
-	if (hub_parse_hostport(api, &ss) < 0) {
+	if (cfg_hostport_parse(api, 0, &ss) < 0) {
 		fprintf(stderr, "dirbridge: --api %s: want HOST:PORT or [V6]:PORT with a numeric address\n", api);
 		return 2;
 	}
