@@ -1,8 +1,10 @@
 /*
  * The request-reading half of the front-facing server: the header screen that
  * refuses smuggling shapes, and http-parser's callbacks with their limits.
- * No I/O and no connection state here; https.c feeds it what TLS decrypted.
+ * No I/O and no connection state here; https_conn.c feeds it what TLS
+ * decrypted.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +19,8 @@ void http_req_reset(struct req *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* The callbacks return nonzero (-1) to make http-parser stop, its own
+ * convention; the status to answer with is in r->status by then. */
 static int on_begin(http_parser *p)
 {
 	struct req *r = p->data;
@@ -129,7 +133,7 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 
 		if (++r->header_bytes > MAX_HEADER_BYTES) {
 			r->status = 431;
-			return -1;
+			return -EBADMSG;
 		}
 		switch (r->scan) {
 		case SCAN_START:
@@ -157,7 +161,7 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 			r->scan = SCAN_LINE_START;
 			if (++r->header_lines > MAX_HEADERS) {
 				r->status = 431;
-				return -1;
+				return -EBADMSG;
 			}
 			break;
 		case SCAN_LINE_START:
@@ -177,7 +181,7 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 	return (ssize_t)i;
 bad:
 	r->status = 400;
-	return -1;
+	return -EBADMSG;
 }
 
 ssize_t http_req_feed(struct req *r, http_parser *p, const char *data, size_t len)
@@ -187,13 +191,13 @@ ssize_t http_req_feed(struct req *r, http_parser *p, const char *data, size_t le
 	if (len == 0)
 		return 0;
 	if (r->scan != SCAN_DONE && http_req_scan(r, data, len) < 0)
-		return -1;
+		return -EBADMSG;
 	n = http_parser_execute(p, &http_req_settings, data, len);
 	if (HTTP_PARSER_ERRNO(p) == HPE_PAUSED) {
 		http_parser_pause(p, 0);
 		return (ssize_t)n;
 	}
 	if (HTTP_PARSER_ERRNO(p) != HPE_OK || n != len)
-		return -1;
+		return -EBADMSG;
 	return (ssize_t)n;
 }
