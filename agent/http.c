@@ -14,6 +14,7 @@
 #include <gnutls/gnutls.h>
 
 #include "agent/https.h"
+#include "net/net.h"
 
 /* ---- buffers -------------------------------------------------------------- */
 
@@ -100,17 +101,6 @@ void buf_wipe(struct buf *b)
 
 /* ---- forms ---------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes one urlencoded component into a new string; NUL is refused. */
 static int urldecode(const char *in, size_t len, char **out, size_t *outlen)
 {
@@ -129,8 +119,8 @@ static int urldecode(const char *in, size_t len, char **out, size_t *outlen)
 
 			if (i + 2 >= len)
 				goto bad;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
+			hi = net_hexval(in[i + 1]);
+			lo = net_hexval(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				goto bad;
 			c = (char)(hi << 4 | lo);

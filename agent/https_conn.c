@@ -1,12 +1,11 @@
 /*
- * One front-facing connection: its state machine and timers, the transport
- * between the libuv stream and GnuTLS (push/pull callbacks, coalesced writes,
- * the server's shared read buffer, bounded input), reading requests into
+ * One front-facing connection: its state machine and timers, its transport
+ * (a net_stream: libuv TCP carrying the TLS session, bounded both ways, with
+ * coalesced writes and the loop's shared read buffer), reading requests into
  * http_req.c, queueing responses, and eviction at the connection cap.  The
  * routes are in routes.c; the structs and the rules they keep are in
  * https_internal.h.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +14,12 @@
 
 static void conn_run(struct conn *c);
 
-/* ---- transport: libuv stream <-> GnuTLS ------------------------------------ */
+/* ---- transport: the connection's net_stream ---------------------------------- */
 
-struct wreq {
-	uv_write_t req;
-	struct conn *c;
-	struct buf data;	/* ciphertext; wiped when written */
-};
+/* The stream (net/) carries the TLS session: GnuTLS pulls from the loop's
+ * shared read buffer, and what it pushes during one call goes out as one
+ * write.  Only what the session left unread stays with the connection, up to
+ * MAX_CIPHERTEXT; at most MAX_PENDING_OUT ciphertext waits to be written. */
 
 void conn_unref(struct conn *c)
 {
@@ -38,11 +36,7 @@ void conn_unref(struct conn *c)
 	else
 		h->tail = c->prev;
 	h->n_conns--;
-	tls_free(c->tls);
-	buf_wipe(&c->in);
 	buf_wipe(&c->rest);
-	buf_wipe(&c->out);
-	buf_wipe(&c->wout);
 	buf_wipe(&c->req.url);
 	buf_wipe(&c->req.body);
 	buf_wipe(&c->req.ctype);
@@ -58,140 +52,71 @@ void conn_unref(struct conn *c)
 	srv_maybe_done(h);
 }
 
-static void on_write(uv_write_t *req, int status)
+/* New ciphertext, or EOF: the state machine runs on it.  What the connection
+ * pushed meanwhile is flushed by the stream when this returns. */
+static void on_data(void *owner)
 {
-	struct wreq *w = (struct wreq *)req;
-	struct conn *c = w->c;
-
-	buf_wipe(&w->data);
-	free(w);
-	c->writes--;
-	if (status < 0 && c->state != C_CLOSED) {
-		conn_set_state(c, C_CLOSED);
-	} else if (c->writes == 0 && c->state == C_WRITE_RESPONSE) {
-		if (c->keep_alive && c->srv->state != H_STOPPING)
-			conn_set_state(c, C_READ_REQUEST);
-		else
-			conn_set_state(c, C_LINGER);
-		conn_run(c);
-	}
-	conn_unref(c);
-}
-
-/* GnuTLS's output: collected in c->wout, one record at a time, and handed to
- * the stream by conn_flush() once the call that produced it returns, so a
- * handshake flight or a response with its records goes out in one write (one
- * system call, one TCP segment where it fits) and a push never blocks. */
-static ssize_t tls_push(void *ctx, const void *buf, size_t len)
-{
-	struct conn *c = ctx;
-
-	if (c->state == C_CLOSED || uv_is_closing((uv_handle_t *)&c->tcp)) {
-		errno = EPIPE;
-		return -1;
-	}
-	if (c->wout.len + len > MAX_PENDING_OUT || buf_add(&c->wout, buf, len) < 0) {
-		errno = ENOMEM;
-		return -1;
-	}
-	return (ssize_t)len;
-}
-
-/* Queues what GnuTLS pushed since the last flush as one uv_write.  Returns 0,
- * -ENOMEM, or libuv's error when the stream refused it (the caller closes the
- * connection). */
-static int conn_flush(struct conn *c)
-{
-	struct wreq *w;
-	uv_buf_t b;
-	int rc;
-
-	if (c->wout.len == 0)
-		return 0;
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	w->c = c;
-	w->data = c->wout;
-	c->wout = (struct buf){ 0 };
-	b = uv_buf_init(w->data.p, (unsigned)w->data.len);
-	if ((rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write)) < 0) {
-		buf_wipe(&w->data);
-		free(w);
-		return rc;
-	}
-	c->writes++;
-	c->refs++;
-	return 0;
-}
-
-/* GnuTLS's input: drains what on_read buffered. */
-static ssize_t tls_pull(void *ctx, void *buf, size_t len)
-{
-	struct conn *c = ctx;
-	size_t avail = c->in.len - c->in_off;
-
-	if (avail == 0) {
-		if (c->eof)
-			return 0;
-		errno = EAGAIN;
-		return -1;
-	}
-	if (len > avail)
-		len = avail;
-	memcpy(buf, c->in.p + c->in_off, len);
-	c->in_off += len;
-	if (c->in_off == c->in.len)
-		c->in.len = c->in_off = 0;
-	return (ssize_t)len;
-}
-
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *b)
-{
-	struct conn *c = handle->data;
-
-	(void)suggested;
-	*b = uv_buf_init(c->srv->rbuf, sizeof(c->srv->rbuf));
-}
-
-static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
-{
-	struct conn *c = stream->data;
+	struct conn *c = owner;
+	bool eof = net_stream_eof(c->ns);
 
 	if (c->state == C_CLOSED)
 		return;
 	if (c->state == C_LINGER) {
-		if (n < 0)
+		net_stream_discard(c->ns);
+		if (eof)
 			conn_set_state(c, C_CLOSED);
 		return;
 	}
-	if (n < 0) {
-		c->eof = true;
-	} else if (n > 0) {
-		/* Compact before growing: the buffer only holds unread ciphertext. */
-		if (c->in_off > 0) {
-			memmove(c->in.p, c->in.p + c->in_off, c->in.len - c->in_off);
-			c->in.len -= c->in_off;
-			c->in_off = 0;
-		}
-		if (c->in.len + (size_t)n > MAX_CIPHERTEXT || buf_add(&c->in, b->base, (size_t)n) < 0) {
-			conn_set_state(c, C_CLOSED);
-			return;
-		}
-	}
 	conn_run(c);
-	/* Ciphertext GnuTLS consumed leaves nothing to keep between reads. */
-	if (c->in.len == 0)
-		buf_wipe(&c->in);
-	if (c->eof && c->state != C_CLOSED && c->state != C_CHECK_SESSION &&
+	if (eof && c->state != C_CLOSED && c->state != C_CHECK_SESSION &&
 	    c->state != C_WAIT_DIRECTORY && c->state != C_REPORT_LOGIN &&
 	    c->state != C_WRITE_RESPONSE)
 		conn_set_state(c, C_CLOSED);
 }
 
+/* Every write completed: a response is out. */
+static void on_drain(void *owner)
+{
+	struct conn *c = owner;
+
+	if (c->state != C_WRITE_RESPONSE)
+		return;
+	if (c->keep_alive && c->srv->state != H_STOPPING)
+		conn_set_state(c, C_READ_REQUEST);
+	else
+		conn_set_state(c, C_LINGER);
+	conn_run(c);
+}
+
+/* A write failed, or more ciphertext than MAX_CIPHERTEXT was left unread. */
+static void on_error(void *owner, int err)
+{
+	struct conn *c = owner;
+
+	(void)err;
+	conn_set_state(c, C_CLOSED);
+}
+
+/* The stream and its TLS session are gone. */
+static void on_close(void *owner)
+{
+	struct conn *c = owner;
+
+	c->ns = NULL;
+	c->tls = NULL;
+	conn_unref(c);
+}
+
+static const struct net_stream_cbs conn_cbs = {
+	.on_data = on_data,
+	.on_drain = on_drain,
+	.on_error = on_error,
+	.on_close = on_close,
+};
+
 /* ---- state ------------------------------------------------------------------ */
 
-static void on_handle_closed(uv_handle_t *handle)
+static void on_timer_closed(uv_handle_t *handle)
 {
 	conn_unref(handle->data);
 }
@@ -206,15 +131,6 @@ static void on_timeout(uv_timer_t *t)
 			c->srv->m.timeouts++;
 		conn_set_state(c, C_CLOSED);
 	}
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-	struct conn *c = req->data;
-
-	(void)status;
-	free(req);
-	conn_unref(c);
 }
 
 void conn_set_state(struct conn *c, enum conn_state st)
@@ -243,7 +159,7 @@ void conn_set_state(struct conn *c, enum conn_state st)
 		http_parser_init(&c->parser, HTTP_REQUEST);
 		c->parser.data = &c->req;
 		uv_timer_start(&c->timer, on_timeout, IDLE_MS, 0);
-		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		(void)net_stream_read_start(c->ns);
 		break;
 	case C_CHECK_SESSION:
 	case C_WAIT_DIRECTORY:
@@ -251,37 +167,33 @@ void conn_set_state(struct conn *c, enum conn_state st)
 		/* The directory bounds its own requests (timeout_ms), the tunnel
 		 * its requests to the hub (CALLS_TIMEOUT_MS, or the link drops). */
 		uv_timer_stop(&c->timer);
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		net_stream_read_stop(c->ns);
 		break;
 	case C_WRITE_RESPONSE:
 		uv_timer_start(&c->timer, on_timeout, WRITE_MS, 0);
-		uv_read_stop((uv_stream_t *)&c->tcp);
+		net_stream_read_stop(c->ns);
 		break;
-	case C_LINGER: {
+	case C_LINGER:
 		/* Closing at once while the client still sends would reset the
 		 * connection and could destroy the response in flight; shut down
 		 * our side and discard input for a moment instead. */
-		uv_shutdown_t *sd = malloc(sizeof(*sd));
-
 		if (c->tls)
 			tls_bye(c->tls);
-		if (!sd || conn_flush(c) < 0 || uv_shutdown(sd, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
-			free(sd);
+		if (net_stream_shutdown(c->ns) < 0) {
 			conn_set_state(c, C_CLOSED);
 			break;
 		}
-		sd->data = c;
-		c->refs++;
 		uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
-		uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+		(void)net_stream_read_start(c->ns);
+		/* A client that already closed its side has nothing more to send. */
+		if (net_stream_eof(c->ns))
+			conn_set_state(c, C_CLOSED);
 		break;
-	}
 	case C_CLOSED:
 		c->srv->n_active--;
 		c->srv->m.open_conns = c->srv->n_active;
-		uv_read_stop((uv_stream_t *)&c->tcp);
-		uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-		uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+		uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+		net_stream_close(c->ns, false);
 		break;
 	}
 }
@@ -308,6 +220,11 @@ void respond(struct conn *c, unsigned status, const char *ctype, const char *ext
 		return;
 	}
 	conn_set_state(c, C_WRITE_RESPONSE);
+	if (!c->tls) {
+		buf_wipe(&head);
+		conn_set_state(c, C_CLOSED);
+		return;
+	}
 	for (off = 0; off < head.len;) {
 		ssize_t n = tls_send(c->tls, head.p + off, head.len - off);
 
@@ -319,11 +236,11 @@ void respond(struct conn *c, unsigned status, const char *ctype, const char *ext
 		off += (size_t)n;
 	}
 	buf_wipe(&head);
-	if (conn_flush(c) < 0) {
+	if (net_stream_flush(c->ns) < 0) {
 		conn_set_state(c, C_CLOSED);
 		return;
 	}
-	if (c->writes == 0) {
+	if (net_stream_out_pending(c->ns) == 0) {
 		conn_set_state(c, c->keep_alive ? C_READ_REQUEST : C_LINGER);
 		conn_run(c);
 	}
@@ -421,7 +338,7 @@ static void conn_run(struct conn *c)
 			log_msg(LOGL_DEBUG, "https: %s: handshake failed: %s", c->peer,
 				tls_last_error(c->tls));
 			/* The alert goes out before the close (uv_write tries at once). */
-			(void)conn_flush(c);
+			(void)net_stream_flush(c->ns);
 			conn_set_state(c, C_CLOSED);
 			return;
 		}
@@ -434,7 +351,7 @@ static void conn_run(struct conn *c)
 	}
 	if (c->state == C_READ_REQUEST)
 		read_requests(c);
-	if (c->state != C_CLOSED && conn_flush(c) < 0)
+	if (c->state != C_CLOSED && net_stream_flush(c->ns) < 0)
 		conn_set_state(c, C_CLOSED);
 }
 
@@ -457,39 +374,13 @@ static bool evict_one(struct https *h)
 	return false;
 }
 
-/* OUT gets "ADDR:PORT" for logs; IP the address alone, an IPv4-mapped IPv6
- * address as plain IPv4, so one client has one key in the per-address throttle
- * whichever listener it came in on. */
-static void peer_text(const struct sockaddr_storage *ss, char *out, size_t len, char *ip,
-		      size_t iplen)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	snprintf(ip, iplen, "?");
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-
-		inet_ntop(AF_INET, &in->sin_addr, a, sizeof(a));
-		snprintf(out, len, "%s:%u", a, ntohs(in->sin_port));
-		snprintf(ip, iplen, "%s", a);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof(a));
-		snprintf(out, len, "[%s]:%u", a, ntohs(in6->sin6_port));
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
-		else
-			snprintf(ip, iplen, "%s", a);
-	} else {
-		snprintf(out, len, "?");
-	}
-}
-
 void conn_accept(struct https *h, uv_stream_t *server)
 {
+	struct net_stream_conf conf = {
+		.cbs = &conn_cbs, .max_in = MAX_CIPHERTEXT, .max_out = MAX_PENDING_OUT,
+	};
 	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
+	struct tls_sess *tls = NULL;
 	struct conn *c;
 	bool room;
 
@@ -498,12 +389,13 @@ void conn_accept(struct https *h, uv_stream_t *server)
 	if (!c)
 		return;
 	c->srv = h;
-	if (uv_tcp_init(h->loop, &c->tcp) < 0) {
+	conf.owner = c;
+	/* A connection that cannot be accepted leaves nothing to close. */
+	if (net_stream_accept(server, &conf, &c->ns) < 0) {
 		free(c);
 		return;
 	}
-	c->tcp.data = c;
-	c->refs = 1;
+	c->refs = 1;			/* the stream, until its on_close */
 	/* Linked before anything can fail so conn_unref() always unlinks. */
 	c->prev = h->tail;
 	if (h->tail)
@@ -516,32 +408,30 @@ void conn_accept(struct https *h, uv_stream_t *server)
 	uv_timer_init(h->loop, &c->timer);
 	c->timer.data = c;
 	c->refs++;
-	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
-		conn_set_state(c, C_CLOSED);
-		return;
-	}
 	if (!room) {
 		conn_set_state(c, C_CLOSED);
 		return;
 	}
 	h->m.open_conns = h->n_active;
-	uv_tcp_nodelay(&c->tcp, 1);
 	/* The decision to ask for a certificate rests on the TCP peer address
-	 * alone, made before the handshake; no header can change it. */
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) < 0) {
+	 * alone, made before the handshake; no header can change it.  The
+	 * address alone (an IPv4-mapped one as IPv4) is the throttle key. */
+	if (net_stream_peer_addr(c->ns, &ss) < 0) {
 		conn_set_state(c, C_CLOSED);
 		return;
 	}
-	peer_text(&ss, c->peer, sizeof(c->peer), c->ip, sizeof(c->ip));
+	(void)net_addr_text((const struct sockaddr *)&ss, c->peer, sizeof(c->peer), true);
+	(void)net_addr_text((const struct sockaddr *)&ss, c->ip, sizeof(c->ip), false);
 	c->cert_requested = cfg_ranges_match(h->cfg->https.ranges, h->cfg->https.n_ranges,
 					     (const struct sockaddr *)&ss);
-	if (tls_server_session(h->tls, c->cert_requested, &c->tls) < 0) {
+	if (tls_server_session(h->tls, c->cert_requested, &tls) < 0) {
 		log_msg(LOGL_ERROR, "https: %s: cannot create a TLS session", c->peer);
 		conn_set_state(c, C_CLOSED);
 		return;
 	}
-	tls_set_transport(c->tls, c, tls_push, tls_pull);
+	/* The stream owns the session from here and frees it with itself. */
+	net_stream_set_tls(c->ns, tls);
+	c->tls = tls;
 	conn_set_state(c, C_HANDSHAKE);
-	uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+	(void)net_stream_read_start(c->ns);
 }
-

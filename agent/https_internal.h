@@ -12,7 +12,6 @@
 #ifndef DIRBRIDGE_AGENT_HTTPS_INTERNAL_H
 #define DIRBRIDGE_AGENT_HTTPS_INTERNAL_H
 
-#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -21,6 +20,7 @@
 
 #include "agent/http_req.h"
 #include "agent/https.h"
+#include "net/net.h"
 
 /* Limits.  A connection cap ([https] max_connections, lowered by the agent to
  * what the open-file limit allows) keeps file descriptors bounded; when it is
@@ -32,9 +32,8 @@
 #define WRITE_MS 15000		/* response fully handed to the kernel */
 #define LINGER_MS 2000		/* reading what the client still sends after we close */
 #define STOP_MS 5000		/* shutdown: in-flight requests get this long */
-#define MAX_CIPHERTEXT (64 * 1024)
-#define MAX_PENDING_OUT (256 * 1024)	/* ciphertext produced by one call */
-#define READ_BUF (64 * 1024)	/* one per server, shared by every read */
+#define MAX_CIPHERTEXT (64 * 1024)	/* left unread by TLS between reads */
+#define MAX_PENDING_OUT (256 * 1024)	/* ciphertext not yet written */
 #define IP_WINDOW_S 300		/* max_failures_per_ip counts within this */
 #define IP_KEYS 8192		/* client addresses the throttle remembers */
 
@@ -52,25 +51,19 @@ enum conn_state {
 
 struct conn {
 	struct https *srv;
-	uv_tcp_t tcp;
+	struct net_stream *ns;		/* NULL once its on_close ran */
 	uv_timer_t timer;
 	enum conn_state state;
-	unsigned refs;			/* open handles + directory requests */
-	struct tls_sess *tls;
+	unsigned refs;			/* the stream, the timer, directory and hub requests */
+	struct tls_sess *tls;		/* the stream's; NULL with it */
 	bool cert_requested;
 	bool keep_alive;
-	char peer[INET6_ADDRSTRLEN + 8];
-	char ip[INET6_ADDRSTRLEN];	/* the peer's address alone: the throttle key */
-	struct buf in;			/* ciphertext not yet pulled by GnuTLS */
-	size_t in_off;
-	bool eof;
+	char peer[NET_ADDR_MAX];
+	char ip[NET_ADDR_MAX];		/* the peer's address alone: the throttle key */
 	struct buf rest;		/* plaintext after the current request */
 	http_parser parser;
 	struct req req;
 	enum http_route route;
-	struct buf out;
-	struct buf wout;		/* ciphertext not yet handed to the stream */
-	unsigned writes;		/* uv_write requests in flight */
 	/* Password path: kept until the directory answers, then wiped. */
 	char *username, *password, *session;
 	size_t password_len;
@@ -113,10 +106,6 @@ struct https {
 	uv_timer_t stop_timer;
 	void (*done)(void *arg);
 	void *done_arg;
-	/* Every read on the loop lands here: on_read copies what GnuTLS has not
-	 * consumed into the connection before libuv reads again, so no idle
-	 * connection carries a read buffer of its own. */
-	char rbuf[READ_BUF];
 };
 
 /* ---- https.c ---------------------------------------------------------------- */
