@@ -19,8 +19,10 @@ void http_req_reset(struct req *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* The callbacks return nonzero (-1) to make http-parser stop, its own
- * convention; the status to answer with is in r->status by then. */
+/* A callback returns nonzero to make http-parser stop (its convention);
+ * the status to answer with is in r->status by then. */
+#define PARSER_STOP 1
+
 static int on_begin(http_parser *p)
 {
 	struct req *r = p->data;
@@ -35,9 +37,9 @@ static int on_url(http_parser *p, const char *at, size_t len)
 
 	if (r->url.len + len > MAX_URL) {
 		r->status = 414;
-		return -1;
+		return PARSER_STOP;
 	}
-	return buf_add(&r->url, at, len) < 0 ? -1 : 0;
+	return buf_add(&r->url, at, len) < 0 ? PARSER_STOP : 0;
 }
 
 static int on_field(http_parser *p, const char *at, size_t len)
@@ -64,7 +66,7 @@ static int on_value(http_parser *p, const char *at, size_t len)
 		if (r->field_len == 12 && strncasecmp(r->field, "content-type", 12) == 0) {
 			if (r->ctype.p) {
 				r->status = 400;	/* two Content-Types: ambiguous */
-				return -1;
+				return PARSER_STOP;
 			}
 			r->cur = H_CONTENT_TYPE;
 		}
@@ -72,9 +74,9 @@ static int on_value(http_parser *p, const char *at, size_t len)
 	if (r->cur == H_CONTENT_TYPE) {
 		if (r->ctype.len + len > 256) {
 			r->status = 400;
-			return -1;
+			return PARSER_STOP;
 		}
-		return buf_add(&r->ctype, at, len) < 0 ? -1 : 0;
+		return buf_add(&r->ctype, at, len) < 0 ? PARSER_STOP : 0;
 	}
 	return 0;
 }
@@ -87,7 +89,7 @@ static int on_headers_complete(http_parser *p)
 	 * duplicate Content-Length; a body may only come to POST, small. */
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > MAX_BODY) {
 		r->status = 413;
-		return -1;
+		return PARSER_STOP;
 	}
 	if (!r->ctype.p)
 		buf_add(&r->ctype, "", 0);
@@ -100,9 +102,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
 	if (r->body.len + len > MAX_BODY) {
 		r->status = 413;
-		return -1;
+		return PARSER_STOP;
 	}
-	return buf_add(&r->body, at, len) < 0 ? -1 : 0;
+	return buf_add(&r->body, at, len) < 0 ? PARSER_STOP : 0;
 }
 
 static int on_complete(http_parser *p)
