@@ -19,9 +19,10 @@ void http_req_reset(struct req *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* A callback returns nonzero to make http-parser stop (its convention);
- * the status to answer with is in r->status by then. */
-#define PARSER_STOP 1
+/* What a callback returns to make http-parser stop; the status to answer
+ * with is in r->status by then.  It is -1, http-parser's own convention, and
+ * not any positive value: 1 and 2 from on_headers_complete mean "no body". */
+#define PARSER_STOP (-1)
 
 static int on_begin(http_parser *p)
 {
