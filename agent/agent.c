@@ -16,11 +16,12 @@
 
 #include "agent/agent.h"
 #include "agent/https.h"
+#include "agent/login.h"
 #include "agent/tunnel.h"
 
-static void set_state(struct agent *a, enum agent_state state)
+static void agent_set_state(struct agent *a, enum agent_state state)
 {
-	static const char *const names[] = { "starting", "running", "stopping" };
+	static const char *const names[] = { "new", "starting", "running", "stopping" };
 
 	log_msg(LOGL_DEBUG, "agent %s -> %s", names[a->state], names[state]);
 	a->state = state;
@@ -68,8 +69,9 @@ static void free_cfg(void *arg)
 /*
  * Makes NEXT the configuration every part uses.  Called with a config that
  * passed every check; parts that cannot follow a change at runtime (listen
- * addresses, the user) keep their old setting and say so.  Returns 0, or a
- * negative errno when a part refused NEXT: then nothing changed.
+ * addresses, the user) keep their old setting and say so.  Returns 0, or the
+ * code of the part that refused NEXT (-EINVAL: its certificates do not load;
+ * a DIR_E_* code: the directory cannot be opened on it): then nothing changed.
  */
 static int agent_apply(struct agent *a, struct cfg *next)
 {
@@ -152,7 +154,7 @@ static void agent_stop(struct agent *a)
 {
 	if (a->state == AGENT_STOPPING)
 		return;
-	set_state(a, AGENT_STOPPING);
+	agent_set_state(a, AGENT_STOPPING);
 	sd_notify(0, "STOPPING=1");
 	log_msg(LOGL_INFO, "stopping");
 	/* The hub gets no new answers once we stop; requests it sent that are
@@ -191,8 +193,38 @@ static int start_signal(struct agent *a, uv_signal_t *h, int signum)
 	return rc;
 }
 
+/* The HTTPS front reaches the hub through these; the tunnel they name is
+ * whichever one the agent holds at the time (none while stopping). */
+static int hook_check_session(void *arg, const char *session, agent_answer_cb cb, void *cb_arg)
+{
+	struct agent *a = arg;
+
+	return agent_tunnel_session_check(a->tunnel, session, cb, cb_arg);
+}
+
+static int hook_report_login(void *arg, const struct agent_login *l, agent_answer_cb cb,
+			     void *cb_arg)
+{
+	struct agent *a = arg;
+
+	return agent_report_login(a->tunnel, l, cb, cb_arg);
+}
+
+static bool hook_hub_connected(void *arg)
+{
+	struct agent *a = arg;
+
+	return agent_tunnel_connected(a->tunnel);
+}
+
 static int agent_start(struct agent *a)
 {
+	const struct https_hooks hooks = {
+		.check_session = hook_check_session,
+		.report_login = hook_report_login,
+		.hub_connected = hook_hub_connected,
+		.arg = a,
+	};
 	size_t max_conns;
 	int rc;
 
@@ -213,7 +245,7 @@ static int agent_start(struct agent *a)
 		return rc;
 	}
 	/* Listeners are bound before privileges are dropped. */
-	if ((rc = https_start(&a->loop, a->cfg, a->dir, &a->https)) < 0)
+	if ((rc = https_start(&a->loop, a->cfg, a->dir, &hooks, &a->https)) < 0)
 		return rc;
 	https_set_max_conns(a->https, max_conns);
 	if ((rc = agent_tunnel_start(&a->loop, a->cfg, a->dir, &a->tunnel)) < 0) {
@@ -222,7 +254,7 @@ static int agent_start(struct agent *a)
 	}
 	if ((rc = drop_privileges(a->cfg)) < 0)
 		return rc;
-	set_state(a, AGENT_RUNNING);
+	agent_set_state(a, AGENT_RUNNING);
 	sd_notify(0, "READY=1");
 	log_msg(LOGL_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,
 		DIRBRIDGE_VERSION);
@@ -231,7 +263,7 @@ static int agent_start(struct agent *a)
 
 int agent_run(struct cfg *cfg)
 {
-	struct agent a = { .cfg = cfg, .state = AGENT_STARTING };
+	struct agent a = { .cfg = cfg };
 	int rc = uv_loop_init(&a.loop);
 
 	if (rc < 0) {
@@ -239,6 +271,7 @@ int agent_run(struct cfg *cfg)
 		cfg_free(cfg);
 		return rc;
 	}
+	agent_set_state(&a, AGENT_STARTING);
 	rc = agent_start(&a);
 	if (rc < 0)
 		agent_stop(&a);

@@ -19,6 +19,7 @@ struct https;
 struct agent_tunnel;
 
 enum agent_state {
+	AGENT_NEW,		/* agent_run() has not begun starting parts */
 	AGENT_STARTING,
 	AGENT_RUNNING,
 	AGENT_STOPPING,		/* handles are closing; the loop ends when they are */
@@ -36,11 +37,19 @@ struct agent {
 };
 
 /* Runs the agent on CFG (taking ownership) until SIGTERM or SIGINT.  Returns 0
- * after a clean stop, or a negative errno when it could not start. */
+ * after a clean stop, or, when it could not start (the reason is logged), the
+ * code of the part that refused: a TLS_E_* code (-1001..) when GnuTLS cannot
+ * be initialized, a DIR_E_* code (-2001..) when the directory cannot be
+ * opened, and otherwise a negative errno (libuv's errors are negative errnos
+ * too): signals, the HTTPS listeners or certificates (https_start), the
+ * tunnel, or dropping privileges. */
 int agent_run(struct cfg *cfg);
 /* dirbridge -n: compares a configured [ldap] lockout_guard number with the
  * directory's lockout threshold and warns (stderr) when it is not below it.
- * Returns 0, or a negative error when the directory could not be opened. */
+ * Returns 0 (also when the directory did not answer in time: that is a
+ * warning), a negative errno when no event loop could be made, a TLS_E_* code
+ * when GnuTLS cannot be initialized, or a DIR_E_* code when the directory
+ * could not be opened. */
 int agent_check_directory(const struct cfg *cfg);
 
 /* fdlimit.c: raises the soft RLIMIT_NOFILE (up to the hard limit) to fit

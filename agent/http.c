@@ -1,6 +1,7 @@
 /*
- * The front-facing server's content: buffers, form decoding, CSRF tokens, the
- * sign-in pages and the metrics text.  No I/O here; https.c drives it.
+ * The front-facing server's content: buffers, form decoding, CSRF tokens and
+ * the metrics text (the pages are pages.c's).  No I/O here; https_conn.c and
+ * routes.c drive it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <gnutls/gnutls.h>
 
 #include "agent/https.h"
+#include "net/net.h"
 
 /* ---- buffers -------------------------------------------------------------- */
 
@@ -99,17 +101,6 @@ void buf_wipe(struct buf *b)
 
 /* ---- forms ---------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes one urlencoded component into a new string; NUL is refused. */
 static int urldecode(const char *in, size_t len, char **out, size_t *outlen)
 {
@@ -128,8 +119,8 @@ static int urldecode(const char *in, size_t len, char **out, size_t *outlen)
 
 			if (i + 2 >= len)
 				goto bad;
-			hi = hexval(in[i + 1]);
-			lo = hexval(in[i + 2]);
+			hi = net_hexval(in[i + 1]);
+			lo = net_hexval(in[i + 2]);
 			if (hi < 0 || lo < 0)
 				goto bad;
 			c = (char)(hi << 4 | lo);
@@ -241,132 +232,6 @@ bool csrf_check(const char *session, const char *token)
 	for (i = 0; i < 64; i++)
 		diff |= (unsigned char)(mac[i] ^ end[1 + i]);
 	return diff == 0;
-}
-
-/* ---- pages ---------------------------------------------------------------- */
-
-const char page_css[] =
-	":root{color-scheme:light dark;--bg:#f3f5f9;--card:#fff;--fg:#1b2230;--mute:#5b6578;"
-	"--line:#d5dae3;--accent:#2557d6;--accent-fg:#fff;--bad:#b42318;--bad-bg:#fef3f2;"
-	"--good:#067647;--good-bg:#ecfdf3}\n"
-	"@media (prefers-color-scheme:dark){:root{--bg:#11151c;--card:#1a202b;--fg:#e7ebf2;"
-	"--mute:#9aa4b5;--line:#313a4a;--accent:#6e95ff;--accent-fg:#0b1020;--bad:#ffb4ab;"
-	"--bad-bg:#3a1d1b;--good:#7fe0a6;--good-bg:#12301f}}\n"
-	"*{box-sizing:border-box}\n"
-	"html,body{margin:0;min-height:100%}\n"
-	"body{background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,"
-	"\"Segoe UI\",Roboto,\"Helvetica Neue\",Arial,sans-serif;display:flex;align-items:center;"
-	"justify-content:center;min-height:100vh;padding:24px}\n"
-	"main{width:100%;max-width:380px;background:var(--card);border:1px solid var(--line);"
-	"border-radius:14px;padding:32px 28px;box-shadow:0 10px 30px rgba(16,24,40,.08)}\n"
-	"h1{font-size:1.35rem;margin:0 0 4px;font-weight:650;letter-spacing:-.01em}\n"
-	"p.sub{margin:0 0 24px;color:var(--mute);font-size:.95rem}\n"
-	"label{display:block;font-weight:560;font-size:.9rem;margin:0 0 6px}\n"
-	"input[type=text],input[type=password]{display:block;width:100%;padding:10px 12px;"
-	"font:inherit;color:inherit;background:transparent;border:1px solid var(--line);"
-	"border-radius:8px;margin:0 0 18px}\n"
-	"input:focus-visible,button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}\n"
-	"button{width:100%;padding:11px 14px;font:inherit;font-weight:600;border:0;border-radius:8px;"
-	"background:var(--accent);color:var(--accent-fg);cursor:pointer}\n"
-	"button:hover{filter:brightness(1.08)}\n"
-	".msg{border-radius:8px;padding:10px 12px;margin:0 0 20px;font-size:.93rem}\n"
-	".msg.bad{background:var(--bad-bg);color:var(--bad)}\n"
-	".msg.good{background:var(--good-bg);color:var(--good)}\n"
-	".mark{width:44px;height:44px;border-radius:50%;display:grid;place-items:center;"
-	"background:var(--good-bg);color:var(--good);font-size:24px;margin:0 0 16px}\n"
-	"footer{margin-top:22px;color:var(--mute);font-size:.8rem;text-align:center}\n";
-const size_t page_css_len = sizeof(page_css) - 1;
-
-static int page_head(struct buf *b, const char *title)
-{
-	int ret = buf_printf(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-			 "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-			 "<meta name=\"referrer\" content=\"no-referrer\"><title>");
-	if (ret == 0)
-		ret = buf_html(b, title);
-	if (ret == 0)
-		ret = buf_printf(b, "</title><link rel=\"stylesheet\" href=\"/static/login.css\">"
-				 "</head><body><main>");
-	return ret;
-}
-
-int page_form(struct buf *b, const char *session, const char *csrf, const char *username,
-	      const char *msg)
-{
-	int ret = page_head(b, "Sign in");
-
-	if (ret == 0)
-		ret = buf_printf(b, "<h1>Sign in</h1><p class=\"sub\">Use your organization account.</p>");
-	if (ret == 0 && msg) {
-		ret = buf_printf(b, "<p class=\"msg bad\" role=\"alert\" id=\"message\">");
-		if (ret == 0)
-			ret = buf_html(b, msg);
-		if (ret == 0)
-			ret = buf_printf(b, "</p>");
-	}
-	if (ret == 0)
-		ret = buf_printf(b, "<form method=\"post\" action=\"/login\" autocomplete=\"on\">"
-				 "<input type=\"hidden\" name=\"session\" value=\"");
-	if (ret == 0)
-		ret = buf_html(b, session ? session : "");
-	if (ret == 0)
-		ret = buf_printf(b, "\"><input type=\"hidden\" name=\"csrf\" value=\"");
-	if (ret == 0)
-		ret = buf_html(b, csrf ? csrf : "");
-	if (ret == 0)
-		ret = buf_printf(b, "\"><label for=\"username\">Username</label>"
-				 "<input type=\"text\" id=\"username\" name=\"username\" required "
-				 "autocomplete=\"username\" autocapitalize=\"none\" spellcheck=\"false\" "
-				 "maxlength=\"256\" value=\"");
-	if (ret == 0)
-		ret = buf_html(b, username ? username : "");
-	if (ret == 0)
-		ret = buf_printf(b, "\"%s><label for=\"password\">Password</label>"
-				 "<input type=\"password\" id=\"password\" name=\"password\" required "
-				 "autocomplete=\"current-password\" maxlength=\"1024\"%s>"
-				 "<button type=\"submit\" id=\"submit\">Sign in</button></form>"
-				 "<footer>dirbridge</footer></main></body></html>\n",
-				 username && *username ? "" : " autofocus",
-				 username && *username ? " autofocus" : "");
-	return ret;
-}
-
-int page_notice(struct buf *b, const char *id, const char *title, const char *msg)
-{
-	int ret = page_head(b, title);
-
-	if (ret == 0)
-		ret = buf_printf(b, "<h1 id=\"");
-	if (ret == 0)
-		ret = buf_html(b, id);
-	if (ret == 0)
-		ret = buf_printf(b, "\">");
-	if (ret == 0)
-		ret = buf_html(b, title);
-	if (ret == 0)
-		ret = buf_printf(b, "</h1><p class=\"msg bad\" role=\"alert\" id=\"message\">");
-	if (ret == 0)
-		ret = buf_html(b, msg);
-	if (ret == 0)
-		ret = buf_printf(b, "</p><footer>dirbridge</footer></main></body></html>\n");
-	return ret;
-}
-
-int page_success(struct buf *b, const char *username, const char *method)
-{
-	int ret = page_head(b, "Signed in");
-
-	if (ret == 0)
-		ret = buf_printf(b, "<div class=\"mark\" aria-hidden=\"true\">&#10003;</div>"
-				 "<h1 id=\"result\">You are signed in</h1><p class=\"sub\">Signed in as <strong id=\"user\">");
-	if (ret == 0)
-		ret = buf_html(b, username);
-	if (ret == 0)
-		ret = buf_printf(b, "</strong> %s. You can close this window and return to the "
-				 "application.</p><footer>dirbridge</footer></main></body></html>\n",
-				 strcmp(method, "certificate") == 0 ? "with your certificate"
-								     : "with your password");
-	return ret;
 }
 
 /* ---- metrics -------------------------------------------------------------- */

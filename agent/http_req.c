@@ -1,8 +1,10 @@
 /*
  * The request-reading half of the front-facing server: the header screen that
  * refuses smuggling shapes, and http-parser's callbacks with their limits.
- * No I/O and no connection state here; https.c feeds it what TLS decrypted.
+ * No I/O and no connection state here; https_conn.c feeds it what TLS
+ * decrypted.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -16,6 +18,11 @@ void http_req_reset(struct req *r)
 	buf_wipe(&r->ctype);
 	memset(r, 0, sizeof(*r));
 }
+
+/* What a callback returns to make http-parser stop; the status to answer
+ * with is in r->status by then.  It is -1, http-parser's own convention, and
+ * not any positive value: 1 and 2 from on_headers_complete mean "no body". */
+#define PARSER_STOP (-1)
 
 static int on_begin(http_parser *p)
 {
@@ -31,9 +38,9 @@ static int on_url(http_parser *p, const char *at, size_t len)
 
 	if (r->url.len + len > MAX_URL) {
 		r->status = 414;
-		return -1;
+		return PARSER_STOP;
 	}
-	return buf_add(&r->url, at, len) < 0 ? -1 : 0;
+	return buf_add(&r->url, at, len) < 0 ? PARSER_STOP : 0;
 }
 
 static int on_field(http_parser *p, const char *at, size_t len)
@@ -60,7 +67,7 @@ static int on_value(http_parser *p, const char *at, size_t len)
 		if (r->field_len == 12 && strncasecmp(r->field, "content-type", 12) == 0) {
 			if (r->ctype.p) {
 				r->status = 400;	/* two Content-Types: ambiguous */
-				return -1;
+				return PARSER_STOP;
 			}
 			r->cur = H_CONTENT_TYPE;
 		}
@@ -68,9 +75,9 @@ static int on_value(http_parser *p, const char *at, size_t len)
 	if (r->cur == H_CONTENT_TYPE) {
 		if (r->ctype.len + len > 256) {
 			r->status = 400;
-			return -1;
+			return PARSER_STOP;
 		}
-		return buf_add(&r->ctype, at, len) < 0 ? -1 : 0;
+		return buf_add(&r->ctype, at, len) < 0 ? PARSER_STOP : 0;
 	}
 	return 0;
 }
@@ -83,7 +90,7 @@ static int on_headers_complete(http_parser *p)
 	 * duplicate Content-Length; a body may only come to POST, small. */
 	if ((p->flags & F_CONTENTLENGTH) && p->content_length > MAX_BODY) {
 		r->status = 413;
-		return -1;
+		return PARSER_STOP;
 	}
 	if (!r->ctype.p)
 		buf_add(&r->ctype, "", 0);
@@ -96,9 +103,9 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
 	if (r->body.len + len > MAX_BODY) {
 		r->status = 413;
-		return -1;
+		return PARSER_STOP;
 	}
-	return buf_add(&r->body, at, len) < 0 ? -1 : 0;
+	return buf_add(&r->body, at, len) < 0 ? PARSER_STOP : 0;
 }
 
 static int on_complete(http_parser *p)
@@ -129,7 +136,7 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 
 		if (++r->header_bytes > MAX_HEADER_BYTES) {
 			r->status = 431;
-			return -1;
+			return -EBADMSG;
 		}
 		switch (r->scan) {
 		case SCAN_START:
@@ -157,7 +164,7 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 			r->scan = SCAN_LINE_START;
 			if (++r->header_lines > MAX_HEADERS) {
 				r->status = 431;
-				return -1;
+				return -EBADMSG;
 			}
 			break;
 		case SCAN_LINE_START:
@@ -177,7 +184,7 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 	return (ssize_t)i;
 bad:
 	r->status = 400;
-	return -1;
+	return -EBADMSG;
 }
 
 ssize_t http_req_feed(struct req *r, http_parser *p, const char *data, size_t len)
@@ -187,13 +194,13 @@ ssize_t http_req_feed(struct req *r, http_parser *p, const char *data, size_t le
 	if (len == 0)
 		return 0;
 	if (r->scan != SCAN_DONE && http_req_scan(r, data, len) < 0)
-		return -1;
+		return -EBADMSG;
 	n = http_parser_execute(p, &http_req_settings, data, len);
 	if (HTTP_PARSER_ERRNO(p) == HPE_PAUSED) {
 		http_parser_pause(p, 0);
 		return (ssize_t)n;
 	}
 	if (HTTP_PARSER_ERRNO(p) != HPE_OK || n != len)
-		return -1;
+		return -EBADMSG;
 	return (ssize_t)n;
 }

@@ -1,7 +1,7 @@
 /*
  * agent/ private: one HTTP request as the front-facing server reads it.
  * http_req.c screens the header bytes and runs http-parser with bounded
- * callbacks; it does no I/O, so https.c drives it per connection and the fuzz
+ * callbacks; it does no I/O, so https_conn.c drives it per connection and the fuzz
  * harness drives it on raw bytes.  Only agent/ files and tests include this.
  */
 #ifndef DIRBRIDGE_AGENT_HTTP_REQ_H
@@ -56,13 +56,13 @@ void http_req_reset(struct req *r);
 
 /* Checks the header section byte by byte before http-parser sees it: CRLF
  * line ends only, no obs-fold, bounded size and count.  Returns how many bytes
- * were header bytes, or -1 with r->status set. */
+ * were header bytes, or -EBADMSG with r->status set. */
 ssize_t http_req_scan(struct req *r, const char *data, size_t len);
 
 /* Feeds LEN bytes of plaintext to P (whose data is R).  Returns bytes consumed
- * (after a complete request the rest belongs to a pipelined one), or -1 when
- * the request is bad; r->status then holds the status to answer with, or 0
- * when http-parser's own error applies. */
+ * (after a complete request the rest belongs to a pipelined one), or -EBADMSG
+ * when the request is bad; r->status then holds the status to answer with, or
+ * 0 when http-parser's own error applies. */
 ssize_t http_req_feed(struct req *r, http_parser *p, const char *data, size_t len);
 
 #endif

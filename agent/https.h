@@ -1,7 +1,9 @@
 /*
  * agent/ private: the front-facing HTTPS server (docs/https.md).
- * https.c owns listeners, connections, TLS and limits; http.c owns routes,
- * pages, forms and metrics text.  Only agent/ files include this.
+ * https.c owns listeners and the server's life, https_conn.c connections, TLS
+ * and limits, routes.c the routes; pages.c renders pages and response heads,
+ * http.c buffers, forms, CSRF tokens and metrics text.  Only agent/ files
+ * (and tests) include this.
  */
 #ifndef DIRBRIDGE_AGENT_HTTPS_H
 #define DIRBRIDGE_AGENT_HTTPS_H
@@ -11,18 +13,40 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "agent/calls.h"
+#include "agent/login.h"
 #include "config/cfg.h"
 #include "ldap/dir.h"
 #include "tls/tls.h"
 
 struct https;
 
-/* Binds every [https] listen address and starts serving.  CFG and DIR must
- * outlive the server (or be replaced with https_reload()). */
-int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir, struct https **out);
+/*
+ * What the server needs from the hub, supplied by whoever starts it (agent.c
+ * wires them to the tunnel).  Each gets ARG first.  check_session and
+ * report_login return 0 and later call CB exactly once with the hub's answer
+ * (CB may run before they return), or a negative errno and never call CB;
+ * hub_connected says whether the hub can be asked at all, for /healthz.
+ */
+struct https_hooks {
+	int (*check_session)(void *arg, const char *session, agent_answer_cb cb, void *cb_arg);
+	int (*report_login)(void *arg, const struct agent_login *l, agent_answer_cb cb,
+			    void *cb_arg);
+	bool (*hub_connected)(void *arg);
+	void *arg;
+};
+
+/* Binds every [https] listen address (cfg->https.listen_addrs) and starts
+ * serving.  CFG and DIR must outlive the server (or be replaced with
+ * https_reload() and https_set_dir()); HOOKS is copied, its ARG must outlive
+ * the server.  Returns 0; -EIO when no CSRF key could be drawn, -ENOMEM,
+ * -EINVAL when the certificate set does not load (the reason is logged), or
+ * a libuv error (a negative errno) when a listener cannot be bound. */
+int https_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
+		const struct https_hooks *hooks, struct https **out);
 /* SIGHUP: reloads certificate, key, CA set and CRL from CFG (the new config
  * or the old one).  On failure the old set keeps serving, and the reason is
- * logged and returned.  Open connections are never dropped. */
+ * logged and -EINVAL returned.  Open connections are never dropped. */
 int https_reload(struct https *h, const struct cfg *cfg);
 /* Points at a new config (after a successful config reload) and directory. */
 void https_set_dir(struct https *h, struct dir *dir);
@@ -34,7 +58,7 @@ void https_set_max_conns(struct https *h, size_t max);
  * handle, then calls DONE. */
 void https_stop(struct https *h, void (*done)(void *arg), void *arg);
 
-/* ---- http.c: requests and responses ------------------------------------- */
+/* ---- http.c: buffers, forms, CSRF tokens ----------------------------------- */
 
 /* A growable byte buffer; wiped on free because bodies may hold passwords. */
 struct buf {
@@ -77,7 +101,9 @@ bool csrf_check(const char *session, const char *token);
 /* Whether ID looks like a hub session id: 1..128 of [A-Za-z0-9_-]. */
 bool session_id_valid(const char *id);
 
-/* Page bodies.  MSG may be NULL.  Every value is HTML-escaped. */
+/* ---- pages.c: page bodies ----------------------------------------------- */
+
+/* MSG may be NULL.  Every value is HTML-escaped.  Each returns 0 or -ENOMEM. */
 int page_form(struct buf *b, const char *session, const char *csrf, const char *username,
 	      const char *msg);
 int page_success(struct buf *b, const char *username, const char *method);
@@ -87,6 +113,8 @@ int page_notice(struct buf *b, const char *id, const char *title, const char *ms
 /* The stylesheet served at /static/login.css. */
 extern const char page_css[];
 extern const size_t page_css_len;
+
+/* ---- http.c: metrics text ------------------------------------------------- */
 
 int metrics_render(struct buf *b, const struct https_metrics *m);
 extern const char *const route_names[ROUTE_OTHER + 1];
