@@ -41,9 +41,6 @@ static const char *const state_names[] = {
 
 static const char *const resp_headers[R_N] = { "upgrade", "connection", "sec-websocket-accept" };
 
-/* The daemon runs one tunnel; login.c reaches it through agent_tunnel_current(). */
-static struct agent_tunnel *current;
-
 static void tun_set_state(struct agent_tunnel *t, enum tun_state st);
 static void tun_pump(struct agent_tunnel *t);
 
@@ -654,7 +651,6 @@ int agent_tunnel_start(uv_loop_t *loop, const struct cfg *cfg, struct dir *dir,
 	t->timer.data = t;
 	uv_timer_init(loop, &t->timer);
 	tun_set_state(t, T_RESOLVING);
-	current = t;
 	*out = t;
 	return 0;
 }
@@ -696,16 +692,9 @@ void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *ar
 {
 	if (t->state == T_STOPPED)
 		return;
-	if (current == t)
-		current = NULL;
 	t->done = done;
 	t->done_arg = arg;
 	tun_set_state(t, T_STOPPED);
-}
-
-struct agent_tunnel *agent_tunnel_current(void)
-{
-	return current;
 }
 
 bool agent_tunnel_connected(const struct agent_tunnel *t)

@@ -41,8 +41,6 @@ void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, str
  * in flight are discarded when they complete (dir_close() completes them), and
  * the tunnel's memory goes with the last of them. */
 void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *arg);
-/* The running tunnel, for agent_report_login() and /healthz; NULL when none. */
-struct agent_tunnel *agent_tunnel_current(void);
 /* Whether the WebSocket is open and hello was sent. */
 bool agent_tunnel_connected(const struct agent_tunnel *t);
 /* Asks the hub whether SESSION is pending for this agent (`session_check`).
