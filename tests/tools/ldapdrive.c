@@ -16,6 +16,9 @@
  *                                             one struct dir, USER i with stdin line
  *                                             i: one JSON line each (user, code, ms),
  *                                             then the guard's counters
+ *   ldapdrive -c agent.ini bench SECONDS CONC USER  keeps CONC authentications in
+ *                                             flight for SECONDS (after a 1 s
+ *                                             warm-up): logins/s and the counts
  *
  * Passwords come from stdin only, never argv.  Output is JSON on stdout (one
  * object, or one per line for `loop`); the module's log goes to stderr.
@@ -35,7 +38,7 @@
 #include "ldap/dir.h"
 #include "tls/tls.h"
 
-enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ };
+enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ, CMD_BENCH };
 
 struct drive {
 	uv_loop_t loop;
@@ -61,13 +64,18 @@ struct drive {
 	size_t *seq_len;
 	size_t seq_n, seq_i;
 	uint64_t seq_t0;
+	/* bench */
+	unsigned long conc;
+	uint64_t bench_t0, bench_end;
+	unsigned long bench_done, bench_ok;
 };
 
 static int usage(void)
 {
 	fputs("usage: ldapdrive -c agent.ini auth USER | lookup USER | passwd USER |\n"
 	      "       search QUERY LIMIT | groups LIMIT | users LIMIT [FILTER] |\n"
-	      "       many N USER | loop SECONDS USER | close MS N USER | seq USER...\n"
+	      "       many N USER | loop SECONDS USER | close MS N USER | seq USER... |\n"
+	      "       bench SECONDS CONC USER\n"
 	      "passwords are read from stdin, one per line\n", stderr);
 	return 2;
 }
@@ -398,6 +406,60 @@ static void seq_next(struct drive *dr)
 		on_seq(dr, rc, NULL);
 }
 
+/* bench: each answer starts the next login at once, so CONC stay in flight.
+ * Answers before bench_t0 (the warm-up, which opens the pools) are not counted. */
+static void on_bench(void *arg, int err, const struct dir_profile *p);
+
+static void bench_start_one(struct drive *dr)
+{
+	int rc = dir_authenticate(dr->dir, dr->user, dr->pw[0], dr->pw_len[0], on_bench, dr);
+
+	if (rc == 0)
+		dr->pending++;
+	else
+		count(dr, rc);
+}
+
+static void bench_summary(struct drive *dr)
+{
+	json_t *o = json_object();
+	double s = (double)(now_ms() - dr->bench_t0) / 1000.0;
+
+	json_object_set_new(o, "summary", json_true());
+	json_object_set_new(o, "concurrency", json_integer((json_int_t)dr->conc));
+	json_object_set_new(o, "logins", json_integer((json_int_t)dr->bench_done));
+	json_object_set_new(o, "ok", json_integer((json_int_t)dr->bench_ok));
+	json_object_set_new(o, "seconds", json_real(s));
+	json_object_set_new(o, "logins_per_s", json_real(s > 0 ? (double)dr->bench_done / s : 0));
+	json_object_set(o, "counts", dr->counts);
+	emit(o);
+}
+
+static void on_bench(void *arg, int err, const struct dir_profile *p)
+{
+	struct drive *dr = arg;
+	uint64_t now = now_ms();
+
+	(void)p;
+	dr->pending--;
+	count(dr, err);
+	if (now >= dr->bench_t0 && dr->bench_t0) {
+		dr->bench_done++;
+		if (err == 0)
+			dr->bench_ok++;
+	}
+	if (dr->closing)
+		return;
+	if (now >= dr->bench_end) {
+		if (dr->pending == 0) {
+			bench_summary(dr);
+			finish(dr);
+		}
+		return;
+	}
+	bench_start_one(dr);
+}
+
 static int parse_count(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -436,6 +498,9 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->cmd = CMD_LOOP;
 	} else if (!strcmp(c, "seq") && argc >= 2 && argc <= 1001) {
 		dr->cmd = CMD_SEQ;
+	} else if (!strcmp(c, "bench") && argc == 4 && parse_count(argv[1], 3600, &n) == 0 && n &&
+		   parse_count(argv[2], 10000, &dr->conc) == 0 && dr->conc) {
+		dr->cmd = CMD_BENCH;
 	} else if (!strcmp(c, "close") && argc == 4 && parse_count(argv[1], 600000, &dr->close_ms) == 0 &&
 		   parse_count(argv[2], 100000, &n) == 0 && n) {
 		dr->cmd = CMD_CLOSE;
@@ -444,7 +509,7 @@ static int start(struct drive *dr, int argc, char **argv)
 	}
 
 	if (dr->cmd == CMD_AUTH || dr->cmd == CMD_MANY || dr->cmd == CMD_LOOP ||
-	    dr->cmd == CMD_PASSWD || dr->cmd == CMD_CLOSE)
+	    dr->cmd == CMD_PASSWD || dr->cmd == CMD_CLOSE || dr->cmd == CMD_BENCH)
 		if (read_secret(&dr->pw[0], &dr->pw_len[0]) < 0) {
 			fputs("ldapdrive: no password on stdin\n", stderr);
 			return -EINVAL;
@@ -522,6 +587,15 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->timer.data = dr;
 		dr->timer_open = true;
 		uv_timer_start(&dr->timer, close_tick, dr->close_ms, 0);
+		return 0;
+	case CMD_BENCH:
+		dr->user = argv[3];
+		dr->bench_t0 = dr->start_ms + 1000;
+		dr->bench_end = dr->bench_t0 + n * 1000;
+		for (unsigned long k = 0; k < dr->conc; k++)
+			bench_start_one(dr);
+		if (dr->pending == 0)
+			finish(dr);
 		return 0;
 	case CMD_SEQ:
 		uv_timer_init(&dr->loop, &dr->timer);
