@@ -15,7 +15,10 @@
  *   ldapdrive -c agent.ini seq USER...        one authentication after the other on
  *                                             one struct dir, USER i with stdin line
  *                                             i: one JSON line each (user, code, ms),
- *                                             then the guard's counters
+ *                                             then the guard's counters and
+ *                                             dir_stats(); "@sleep=MS" and
+ *                                             "@wait=PATH" between users pause
+ *                                             (see seq_pause)
  *   ldapdrive -c agent.ini bench SECONDS CONC USER  keeps CONC authentications in
  *                                             flight for SECONDS (after a 1 s
  *                                             warm-up): logins/s and the counts
@@ -32,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "config/cfg.h"
@@ -63,7 +67,7 @@ struct drive {
 	char **seq_pw;
 	size_t *seq_len;
 	size_t seq_n, seq_i;
-	uint64_t seq_t0;
+	uint64_t seq_t0, wait_t0;
 	/* bench */
 	unsigned long conc;
 	uint64_t bench_t0, bench_end;
@@ -184,6 +188,23 @@ static void emit(json_t *o)
 
 static void summary(struct drive *dr);
 
+/* The module's counters (dir_stats), for checks of connection reuse. */
+static json_t *stats_json(const struct dir *d)
+{
+	struct dir_stats st;
+	json_t *o = json_object();
+
+	dir_stats(d, &st);
+	json_object_set_new(o, "user_conns_opened", json_integer((json_int_t)st.user_conns_opened));
+	json_object_set_new(o, "user_binds", json_integer((json_int_t)st.user_binds));
+	json_object_set_new(o, "user_binds_reused", json_integer((json_int_t)st.user_binds_reused));
+	json_object_set_new(o, "user_conns_expired", json_integer((json_int_t)st.user_conns_expired));
+	json_object_set_new(o, "user_conns_stale", json_integer((json_int_t)st.user_conns_stale));
+	json_object_set_new(o, "group_searches", json_integer((json_int_t)st.group_searches));
+	json_object_set_new(o, "user_conns_idle", json_integer((json_int_t)st.user_conns_idle));
+	return o;
+}
+
 static void closed(void *arg)
 {
 	struct drive *dr = arg;
@@ -247,6 +268,7 @@ static void summary(struct drive *dr)
 	json_object_set_new(o, "total", json_integer((json_int_t)dr->total));
 	json_object_set(o, "counts", dr->counts);
 	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(now_ms() - dr->start_ms)));
+	json_object_set_new(o, "stats", stats_json(dr->dir));
 	emit(o);
 }
 
@@ -358,6 +380,7 @@ static void loop_tick(uv_timer_t *t)
 }
 
 static void seq_next(struct drive *dr);
+static int parse_count(const char *s, unsigned long max, unsigned long *out);
 
 static void seq_tick(uv_timer_t *t)
 {
@@ -370,14 +393,53 @@ static void on_seq(void *arg, int err, const struct dir_profile *p)
 	json_t *o = result_json(err);
 	uint64_t now = uv_hrtime();
 
-	(void)p;
 	json_object_set_new(o, "user", json_string(dr->seq_users[dr->seq_i]));
 	json_object_set_new(o, "ms", json_real((double)(now - dr->seq_t0) / 1e6));
+	if (err == 0 && p) {
+		json_object_set_new(o, "dn", str_or_null(p->dn));
+		json_object_set_new(o, "groups", names_json(p->groups, p->n_groups));
+	}
+	json_object_set_new(o, "stats", stats_json(dr->dir));
 	if (err)
 		dr->status = 1;
 	emit(o);
 	dr->seq_i++;
 	uv_timer_start(&dr->timer, seq_tick, 0, 0);
+}
+
+/* "@sleep=MS" pauses the sequence; "@wait=PATH" creates PATH.waiting and
+ * waits (up to a minute) until PATH exists, so a script can act on the
+ * directory between two logins.  Neither takes a stdin line. */
+static bool seq_pause(struct drive *dr)
+{
+	const char *u = dr->seq_users[dr->seq_i];
+	unsigned long ms = 0;
+
+	if (!strncmp(u, "@sleep=", 7) && parse_count(u + 7, 600000, &ms) == 0) {
+		dr->seq_i++;
+		uv_timer_start(&dr->timer, seq_tick, ms, 0);
+		return true;
+	}
+	if (!strncmp(u, "@wait=", 6)) {
+		char path[4096];
+		FILE *f;
+
+		if (access(u + 6, F_OK) == 0 || now_ms() - dr->wait_t0 > 60000) {
+			dr->wait_t0 = 0;
+			dr->seq_i++;
+			uv_timer_start(&dr->timer, seq_tick, 0, 0);
+			return true;
+		}
+		if (!dr->wait_t0) {
+			dr->wait_t0 = now_ms();
+			snprintf(path, sizeof(path), "%s.waiting", u + 6);
+			if ((f = fopen(path, "w")))
+				fclose(f);
+		}
+		uv_timer_start(&dr->timer, seq_tick, 50, 0);
+		return true;
+	}
+	return false;
 }
 
 /* The next attempt starts from the loop, never inside the previous callback. */
@@ -395,10 +457,13 @@ static void seq_next(struct drive *dr)
 		json_object_set_new(o, "guard_known", json_boolean(gs.known));
 		json_object_set_new(o, "refused", json_integer((json_int_t)gs.refused));
 		json_object_set_new(o, "hidden", json_integer((json_int_t)gs.hidden));
+		json_object_set_new(o, "stats", stats_json(dr->dir));
 		emit(o);
 		finish(dr);
 		return;
 	}
+	if (seq_pause(dr))
+		return;
 	dr->seq_t0 = uv_hrtime();
 	rc = dir_authenticate(dr->dir, dr->seq_users[dr->seq_i], dr->seq_pw[dr->seq_i],
 			      dr->seq_len[dr->seq_i], on_seq, dr);
@@ -432,6 +497,7 @@ static void bench_summary(struct drive *dr)
 	json_object_set_new(o, "seconds", json_real(s));
 	json_object_set_new(o, "logins_per_s", json_real(s > 0 ? (double)dr->bench_done / s : 0));
 	json_object_set(o, "counts", dr->counts);
+	json_object_set_new(o, "stats", stats_json(dr->dir));
 	emit(o);
 }
 
@@ -527,7 +593,8 @@ static int start(struct drive *dr, int argc, char **argv)
 		if (!dr->seq_pw || !dr->seq_len)
 			return -ENOMEM;
 		for (size_t i = 0; i < dr->seq_n; i++)
-			if (read_secret(&dr->seq_pw[i], &dr->seq_len[i]) < 0) {
+			if (dr->seq_users[i][0] != '@' &&
+			    read_secret(&dr->seq_pw[i], &dr->seq_len[i]) < 0) {
 				fprintf(stderr, "ldapdrive: no password for attempt %zu on stdin\n", i + 1);
 				return -EINVAL;
 			}
