@@ -15,6 +15,7 @@
 #include "ldap/internal.h"
 
 static void user_bind_result(struct req *r, LDAPMessage *msg);
+static void user_conn_start(struct req *r);
 
 int dir_send_user_search(struct req *r)
 {
@@ -46,10 +47,24 @@ void dir_user_conn_ready(struct req *r)
 	rc = ldap_sasl_bind(c->ld, r->ent.dn, LDAP_SASL_SIMPLE, &cred, ctrls, NULL, &r->msgid);
 	if (pp)
 		ldap_control_free(pp);
+	if (rc != LDAP_SUCCESS && c->binds > 0 &&
+	    (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)) {
+		/* A kept connection the server closed since it was checked: the
+		 * bind never left, so another connection may carry it. */
+		r->uconn = NULL;
+		r->conn = NULL;
+		r->msgid = 0;
+		c->owner = NULL;
+		r->d->stats.user_conns_stale++;
+		dir_conn_fail(c, DIR_E_UNAVAILABLE, "kept connection closed by the server");
+		user_conn_start(r);
+		return;
+	}
 	if (rc != LDAP_SUCCESS) {
 		dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
 		return;
 	}
+	c->binds++;
 	r->d->stats.user_binds++;
 	dir_req_set_uphase(r, UB_BINDING);
 	dir_conn_rearm(c);

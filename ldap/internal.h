@@ -79,10 +79,12 @@ int dir_lookup_name(LDAP *ld, LDAPMessage *m, const char *attr, const char *name
 #define GROUP_BATCH 64		/* DNs per membership search */
 #define USER_CONNS_MAX 32	/* user-bind connections open at once */
 /* Idle user-bind connections kept per server for the next login's bind.  A
- * login holds its user connection for one round trip of its five or six, so 8
- * kept ones serve some 50 logins in flight without a new TLS handshake; more
- * would only hold sockets on the directory.  Bounded by USER_CONNS_MAX too. */
-#define USER_IDLE_MAX 8
+ * login holds its user connection for one round trip of its five or six, yet
+ * binds come in bursts: with 16 logins in flight against slapd, 8 kept ones
+ * still meant a new TLS handshake every ~170 logins, 16 almost never.  They
+ * count against USER_CONNS_MAX, and a login that finds it reached closes kept
+ * ones to make room (auth.c: user_conn_start). */
+#define USER_IDLE_MAX 16
 #define READY_GRACE_MS 10000u	/* a service connection lost younger marks its server down */
 #define GROUPS_MAX 4096
 #define BACKOFF_MIN_MS 500u
@@ -154,6 +156,7 @@ struct conn {
 	int msgid;		/* StartTLS or bind in flight */
 	const char *rmech;	/* SASL interactive bind state */
 	unsigned n_ops;		/* requests with an operation in flight here */
+	unsigned binds;		/* user binds sent on it */
 };
 
 enum req_kind { REQ_AUTH, REQ_LOOKUP, REQ_CHPW, REQ_USERS, REQ_GROUPS, REQ_READ };
