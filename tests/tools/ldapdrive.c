@@ -19,6 +19,12 @@
  *                                             dir_stats(); "@sleep=MS" and
  *                                             "@wait=PATH" between users pause
  *                                             (see seq_pause)
+ *   ldapdrive -c agent.ini mix ROUNDS USER...     every USER (stdin line i its
+ *                                             password) logs in ROUNDS times, all
+ *                                             USERs at once, each next login when
+ *                                             its last answered: one JSON line per
+ *                                             answer (user, code, dn, groups),
+ *                                             then dir_stats()
  *   ldapdrive -c agent.ini bench SECONDS CONC USER  keeps CONC authentications in
  *                                             flight for SECONDS (after a 1 s
  *                                             warm-up): logins/s and the counts
@@ -42,7 +48,13 @@
 #include "ldap/dir.h"
 #include "tls/tls.h"
 
-enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ, CMD_BENCH };
+enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ, CMD_BENCH, CMD_MIX };
+
+struct mix_slot {
+	struct drive *dr;
+	size_t i;		/* index into seq_users */
+	unsigned long left;	/* logins still to start */
+};
 
 struct drive {
 	uv_loop_t loop;
@@ -68,6 +80,9 @@ struct drive {
 	size_t *seq_len;
 	size_t seq_n, seq_i;
 	uint64_t seq_t0, wait_t0;
+	/* mix */
+	struct mix_slot *slots;
+	unsigned long rounds;
 	/* bench */
 	unsigned long conc;
 	uint64_t bench_t0, bench_end;
@@ -79,7 +94,7 @@ static int usage(void)
 	fputs("usage: ldapdrive -c agent.ini auth USER | lookup USER | passwd USER |\n"
 	      "       search QUERY LIMIT | groups LIMIT | users LIMIT [FILTER] |\n"
 	      "       many N USER | loop SECONDS USER | close MS N USER | seq USER... |\n"
-	      "       bench SECONDS CONC USER\n"
+	      "       bench SECONDS CONC USER | mix ROUNDS USER...\n"
 	      "passwords are read from stdin, one per line\n", stderr);
 	return 2;
 }
@@ -424,7 +439,7 @@ static bool seq_pause(struct drive *dr)
 		char path[4096];
 		FILE *f;
 
-		if (access(u + 6, F_OK) == 0 || now_ms() - dr->wait_t0 > 60000) {
+		if (access(u + 6, F_OK) == 0 || (dr->wait_t0 && now_ms() - dr->wait_t0 > 60000)) {
 			dr->wait_t0 = 0;
 			dr->seq_i++;
 			uv_timer_start(&dr->timer, seq_tick, 0, 0);
@@ -526,6 +541,54 @@ static void on_bench(void *arg, int err, const struct dir_profile *p)
 	bench_start_one(dr);
 }
 
+/* mix: concurrent logins of several users on one struct dir, each answer
+ * checked by the script against the user it was for. */
+static void on_mix(void *arg, int err, const struct dir_profile *p);
+
+static void mix_start(struct mix_slot *sl)
+{
+	struct drive *dr = sl->dr;
+	int rc;
+
+	sl->left--;
+	dr->pending++;
+	rc = dir_authenticate(dr->dir, dr->seq_users[sl->i], dr->seq_pw[sl->i], dr->seq_len[sl->i],
+			      on_mix, sl);
+	if (rc < 0)
+		on_mix(sl, rc, NULL);
+}
+
+static void on_mix(void *arg, int err, const struct dir_profile *p)
+{
+	struct mix_slot *sl = arg;
+	struct drive *dr = sl->dr;
+	json_t *o = result_json(err);
+
+	json_object_set_new(o, "user", json_string(dr->seq_users[sl->i]));
+	if (err == 0 && p) {
+		json_object_set_new(o, "dn", str_or_null(p->dn));
+		json_object_set_new(o, "username", str_or_null(p->username));
+		json_object_set_new(o, "groups", names_json(p->groups, p->n_groups));
+	}
+	emit(o);
+	count(dr, err);
+	dr->pending--;
+	if (sl->left > 0 && !dr->closing) {
+		mix_start(sl);
+		return;
+	}
+	if (dr->pending == 0) {
+		json_t *s = json_object();
+
+		json_object_set_new(s, "summary", json_true());
+		json_object_set_new(s, "total", json_integer((json_int_t)dr->total));
+		json_object_set(s, "counts", dr->counts);
+		json_object_set_new(s, "stats", stats_json(dr->dir));
+		emit(s);
+		finish(dr);
+	}
+}
+
 static int parse_count(const char *s, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -564,6 +627,9 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->cmd = CMD_LOOP;
 	} else if (!strcmp(c, "seq") && argc >= 2 && argc <= 1001) {
 		dr->cmd = CMD_SEQ;
+	} else if (!strcmp(c, "mix") && argc >= 3 && argc <= 1002 &&
+		   parse_count(argv[1], 100000, &dr->rounds) == 0 && dr->rounds) {
+		dr->cmd = CMD_MIX;
 	} else if (!strcmp(c, "bench") && argc == 4 && parse_count(argv[1], 3600, &n) == 0 && n &&
 		   parse_count(argv[2], 10000, &dr->conc) == 0 && dr->conc) {
 		dr->cmd = CMD_BENCH;
@@ -585,9 +651,11 @@ static int start(struct drive *dr, int argc, char **argv)
 		return -EINVAL;
 	}
 
-	if (dr->cmd == CMD_SEQ) {
-		dr->seq_n = (size_t)argc - 1;
-		dr->seq_users = argv + 1;
+	if (dr->cmd == CMD_SEQ || dr->cmd == CMD_MIX) {
+		int skip = dr->cmd == CMD_MIX ? 2 : 1;
+
+		dr->seq_n = (size_t)(argc - skip);
+		dr->seq_users = argv + skip;
 		dr->seq_pw = calloc(dr->seq_n, sizeof(char *));
 		dr->seq_len = calloc(dr->seq_n, sizeof(size_t));
 		if (!dr->seq_pw || !dr->seq_len)
@@ -663,6 +731,15 @@ static int start(struct drive *dr, int argc, char **argv)
 			bench_start_one(dr);
 		if (dr->pending == 0)
 			finish(dr);
+		return 0;
+	case CMD_MIX:
+		dr->slots = calloc(dr->seq_n, sizeof(*dr->slots));
+		if (!dr->slots)
+			return -ENOMEM;
+		for (size_t k = 0; k < dr->seq_n; k++)
+			dr->slots[k] = (struct mix_slot){ .dr = dr, .i = k, .left = dr->rounds };
+		for (size_t k = 0; k < dr->seq_n && !dr->closing; k++)
+			mix_start(&dr->slots[k]);
 		return 0;
 	case CMD_SEQ:
 		uv_timer_init(&dr->loop, &dr->timer);
@@ -743,6 +820,7 @@ out:
 		wipe(dr.seq_pw[k], dr.seq_len[k]);
 	free(dr.seq_pw);
 	free(dr.seq_len);
+	free(dr.slots);
 	json_decref(dr.counts);
 	cfg_free(cfg);
 	return dr.status;
