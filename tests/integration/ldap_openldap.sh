@@ -278,6 +278,24 @@ check_eq "slapd: every user bind of the six on one connection" \
 check_match "slapd: bob's wrong password was refused there (err=49)" \
   "$(log_since "$LOG" "$m" | grep -c 'RESULT tag=97 err=49')" '^[1-9]'
 
+# One nesting level of 70 groups (more than GROUP_BATCH, 64, DNs per search):
+# the walk still finds every group, in a handful of searches, not one per group.
+{ printf 'dn: uid=wide,%s\nobjectClass: inetOrgPerson\nuid: wide\ncn: Wide\nsn: Wide\nuserPassword: %s\n\n' "$P" "$PW"
+  for k in $(seq -w 1 70); do printf 'dn: cn=wide-%s,%s\nobjectClass: groupOfNames\ncn: wide-%s\nmember: uid=wide,%s\n\n' "$k" "$G" "$k" "$P"; done
+} | ldapadd -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+{ printf 'dn: cn=all,%s\nchangetype: modify\nadd: member\n' "$G"
+  for k in $(seq -w 1 70); do printf 'member: cn=wide-%s,%s\n' "$k" "$G"; done; } | ldapmodify -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+drive "$C" "$PW\n" seq wide
+check_eq "a level of 70 groups: all 70 and their parent" \
+  "$(jq -rs '[.[]|select(.user)][0]|[.code,(.groups|length|tostring),(.groups|map(select(. == "all" or . == "wide-01" or . == "wide-70"))|join(","))]|join(" ")' <<<"$OUT")" "ok 71 all,wide-01,wide-70"
+check_match "a level of 70 groups: at most 4 searches ($(jq -rs '[.[]|select(.summary)][0].stats.group_searches' <<<"$OUT"))" \
+  "$(jq -rs '[.[]|select(.summary)][0].stats.group_searches' <<<"$OUT")" '^[1-4]$'
+{ printf 'dn: cn=all,%s\nchangetype: modify\ndelete: member\n' "$G"
+  for k in $(seq -w 1 70); do printf 'member: cn=wide-%s,%s\n' "$k" "$G"; done; } | ldapmodify -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+for k in $(seq -w 1 70); do echo "cn=wide-$k,$G"; done | ldapdelete -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+ldapdelete -Q -Y EXTERNAL -H "$LDAPI" "uid=wide,$P" >/dev/null 2>&1
+check_eq "the wide groups are gone again" "$(ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAPI" -b "$G" '(cn=wide-*)' dn 2>/dev/null | grep -c '^dn:')" 0
+
 conf "$T/short.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]/timeout_ms=3000/timeout_ms=1000}" "${SIMPLE[@]}"
 m=$(log_mark "$LOG")
 drive "$T/short.ini" "$PW\n$PW\n" seq alice @sleep=3000 bob
