@@ -145,7 +145,7 @@ struct conn {
 	uv_poll_t poll;
 	bool poll_open;
 	int poll_events;
-	uv_timer_t timer;	/* setup deadline */
+	uv_timer_t timer;	/* setup deadline; a kept user connection's idle timeout */
 	bool timer_open;
 	unsigned refs;		/* handles and lookups not yet called back */
 	struct tls_sess *tls;
@@ -177,11 +177,11 @@ enum req_state {
 enum ubind_phase {
 	UB_NEW = 0,	/* none wanted yet */
 	UB_WAITING,	/* USER_CONNS_MAX are open: waiting for a slot */
-	UB_OPENING,	/* it has a connection, not yet ready */
+	UB_OPENING,	/* it has a connection (new, handed on or kept), bind not yet sent */
 	UB_BINDING,	/* the user's bind is in flight on it */
 	UB_BOUND,	/* bound as the user, nothing in flight on it */
 	UB_CHANGING,	/* a password change is in flight on it */
-	UB_DONE,	/* let go: handed on or closed */
+	UB_DONE,	/* let go: handed on, kept or closed */
 };
 
 struct entry {
