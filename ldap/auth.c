@@ -1,7 +1,7 @@
 /*
  * Password requests: finding the user as the service account, the user's bind
- * on a connection of its own (bounded in number, handed on during a burst),
- * and the password change.
+ * on a connection of its own (bounded in number, handed on during a burst and
+ * kept for the next login's bind), and the password change.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include "ldap/internal.h"
 
 static void user_bind_result(struct req *r, LDAPMessage *msg);
+static void user_conn_start(struct req *r);
 
 int dir_send_user_search(struct req *r)
 {
@@ -42,25 +43,55 @@ void dir_user_conn_ready(struct req *r)
 	dir_req_arm(r);
 	if (ldap_create_passwordpolicy_control(c->ld, &pp) == LDAP_SUCCESS)
 		ctrls[0] = pp;
+	/* Always the DN the service search returned (or the decoy's). */
 	rc = ldap_sasl_bind(c->ld, r->ent.dn, LDAP_SASL_SIMPLE, &cred, ctrls, NULL, &r->msgid);
 	if (pp)
 		ldap_control_free(pp);
+	if (rc != LDAP_SUCCESS && c->binds > 0 &&
+	    (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR)) {
+		/* A kept connection the server closed since it was checked: the
+		 * bind never left, so another connection may carry it. */
+		r->uconn = NULL;
+		r->conn = NULL;
+		r->msgid = 0;
+		c->owner = NULL;
+		r->d->stats.user_conns_stale++;
+		dir_conn_fail(c, DIR_E_UNAVAILABLE, "kept connection closed by the server");
+		user_conn_start(r);
+		return;
+	}
 	if (rc != LDAP_SUCCESS) {
 		dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
 		return;
 	}
+	c->binds++;
+	r->d->stats.user_binds++;
 	dir_req_set_uphase(r, UB_BINDING);
+	dir_conn_rearm(c);
 }
 
-/* Opens the request's own connection, or queues the request while
- * USER_CONNS_MAX user connections are open: a burst of logins then costs the
- * directory a bounded number of TLS handshakes at a time. */
+/* Takes a kept connection to the server the user was found on, else opens
+ * the request's own, or queues the request while USER_CONNS_MAX user
+ * connections are open: a burst of logins then costs the directory a bounded
+ * number of TLS handshakes at a time.  Kept connections to other servers give
+ * way to it. */
 static void user_conn_start(struct req *r)
 {
 	struct dir *d = r->d;
+	struct conn *c = dir_conn_take(d, r->srv);
 
+	if (c) {
+		d->stats.user_binds_reused++;
+		dir_req_set_uphase(r, UB_OPENING);
+		r->uconn = c;
+		c->owner = r;
+		dir_user_conn_ready(r);
+		return;
+	}
 	if (d->n_user_conns >= USER_CONNS_MAX) {
 		dir_req_set_uphase(r, UB_WAITING);
+		if (dir_conn_kept_count(d, SIZE_MAX) > 0)
+			dir_conn_drop_kept(d, 0, d->n_srv);
 		return;
 	}
 	dir_req_set_uphase(r, UB_OPENING);
@@ -72,10 +103,14 @@ static void user_conn_start(struct req *r)
 	r->uconn->owner = r;
 }
 
-/* Lets go of the request's user connection.  During a burst an idle one
- * goes straight to the oldest request waiting for one to the same server,
- * whose bind replaces the identity; otherwise it is closed.  Never a pool
- * connection: those only ever bind as the service account. */
+/* Lets go of the request's user connection.  One that may carry another bind
+ * (IDLE: nothing in flight; its bind answered with a result that leaves it
+ * usable) goes straight to the oldest request waiting for one to the same
+ * server, whose bind replaces the identity, or is kept for the next login
+ * while its server keeps fewer than USER_IDLE_MAX and is not down; otherwise
+ * it is closed.  A transport or TLS failure or a timeout never gets here with
+ * IDLE set: those close the connection.  Never a pool connection: those only
+ * ever bind as the service account. */
 void dir_user_conn_done(struct req *r, bool idle)
 {
 	struct conn *c = r->uconn;
@@ -87,7 +122,7 @@ void dir_user_conn_done(struct req *r, bool idle)
 	r->uconn = NULL;
 	c->owner = NULL;
 	dir_req_set_uphase(r, UB_DONE);
-	if (idle && c->state == CONN_READY && !d->closing) {
+	if (idle && r->ubind_reusable && c->state == CONN_READY && !d->closing) {
 		for (w = d->reqs; w; w = w->next)
 			if (w != r && w->uphase == UB_WAITING && w->state != RS_DONE &&
 			    w->srv == c->srv)
@@ -97,6 +132,10 @@ void dir_user_conn_done(struct req *r, bool idle)
 			first->uconn = c;
 			c->owner = first;
 			dir_user_conn_ready(first);
+			return;
+		}
+		if (!d->srv[c->srv].down && dir_conn_kept_count(d, c->srv) < USER_IDLE_MAX) {
+			dir_conn_keep(c);
 			return;
 		}
 	}
@@ -192,14 +231,16 @@ void dir_auth_found(struct req *r)
 	user_conn_start(r);
 }
 
-/* Maps the user's bind: result code, AD diagnostic, ppolicy control. */
-static int user_bind_err(struct req *r, LDAPMessage *msg)
+/* Maps the user's bind: result code (also in *CODE), AD diagnostic, ppolicy
+ * control. */
+static int user_bind_err(struct req *r, LDAPMessage *msg, int *code)
 {
 	LDAPControl **ctrls = NULL, *pc;
 	char *diag = NULL;
 	int rc, err, pperr = DIR_OK;
 
 	rc = dir_result_code(r, msg, &diag, &ctrls);
+	*code = rc;
 	pc = ctrls ? ldap_control_find(LDAP_CONTROL_PASSWORDPOLICYRESPONSE, ctrls, NULL) : NULL;
 	if (pc) {
 		ber_int_t expire = -1, grace = -1;
@@ -242,21 +283,22 @@ static int send_passwd_change(struct req *r, struct conn *c)
 
 static void user_bind_result(struct req *r, LDAPMessage *msg)
 {
-	int type = ldap_msgtype(msg), err;
+	int type = ldap_msgtype(msg), err, rc;
 
 	if (type != LDAP_RES_BIND) {
 		ldap_msgfree(msg);
 		return;
 	}
-	err = user_bind_err(r, msg);
+	err = user_bind_err(r, msg, &rc);
+	/* Only a login's connection is kept: after a password change it is
+	 * simply closed. */
+	r->ubind_reusable = r->kind == REQ_AUTH && dir_ubind_keep(rc);
 	r->msgid = 0;
 	dir_req_set_uphase(r, UB_BOUND);
 	if (r->decoy)
 		err = DIR_E_INVALID_CREDENTIALS;
 	r->bind_err = err;
 	if (r->kind == REQ_CHPW) {
-		int rc;
-
 		/* AD refuses binds with an expired or must-change password, yet
 		 * those answers prove the old password; the change then goes over
 		 * the service connection, where AD checks the old value again. */

@@ -6,7 +6,7 @@
  * ldap_init_fd(), and TLS is our tls/ session, spliced under libldap as a
  * Sockbuf_IO layer (LDAPS, or after StartTLS).  A service connection then binds
  * as the service account; a user connection is handed to its request
- * (auth.c).  libldap is only ever asked for results with a zero timeout, so
+ * (auth.c), and kept here between logins.  libldap is only ever asked for results with a zero timeout, so
  * nothing here waits on the network.
  */
 #include <errno.h>
@@ -259,12 +259,82 @@ void dir_conn_fail(struct conn *c, int err, const char *why)
 	}
 }
 
+static bool conn_is_kept(const struct conn *c)
+{
+	return c->kind == CONN_USER && c->state == CONN_READY && !c->owner;
+}
+
+/* The setup deadline, and for a kept user connection the idle timeout. */
 static void on_conn_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
-	if (c->state < CONN_READY)
+	if (c->state < CONN_READY) {
 		dir_conn_fail(c, DIR_E_UNAVAILABLE, "timed out");
+	} else if (conn_is_kept(c)) {
+		c->d->stats.user_conns_expired++;
+		dir_conn_close(c);
+	}
+}
+
+void dir_conn_keep(struct conn *c)
+{
+	c->owner = NULL;
+	if (c->timer_open)
+		uv_timer_start(&c->timer, on_conn_timeout,
+			       dir_user_idle_ms(c->d->cfg->ldap.timeout_ms), 0);
+}
+
+/* An idle connection has nothing to read: end of stream, an error or any byte
+ * (a notice of disconnection not yet read) all mean it cannot carry a bind.
+ * The poll callback finds most of these first; this catches what arrived since
+ * the loop last looked. */
+static bool conn_still_open(struct conn *c)
+{
+	char b;
+	ssize_t n;
+
+	if (c->fd < 0 || !c->tls || tls_pending(c->tls) > 0)
+		return false;
+	n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+struct conn *dir_conn_take(struct dir *d, size_t srv)
+{
+	struct conn *c, *next;
+
+	for (c = d->conns; c; c = next) {
+		next = c->next;
+		if (!conn_is_kept(c) || c->srv != srv)
+			continue;
+		if (!conn_still_open(c)) {
+			d->stats.user_conns_stale++;
+			dir_conn_fail(c, DIR_E_UNAVAILABLE, "kept connection closed by the server");
+			continue;
+		}
+		if (c->timer_open)
+			uv_timer_stop(&c->timer);
+		return c;
+	}
+	return NULL;
+}
+
+void dir_conn_drop_kept(struct dir *d, size_t lo, size_t hi)
+{
+	for (struct conn *c = d->conns; c; c = c->next)
+		if (conn_is_kept(c) && c->srv >= lo && c->srv < hi)
+			dir_conn_close(c);
+}
+
+unsigned dir_conn_kept_count(const struct dir *d, size_t srv)
+{
+	unsigned n = 0;
+
+	for (const struct conn *c = d->conns; c; c = c->next)
+		if (conn_is_kept(c) && (srv == SIZE_MAX || c->srv == srv))
+			n++;
+	return n;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events);
@@ -443,6 +513,7 @@ static void conn_tls_done(struct conn *c)
 		conn_set_state(c, CONN_READY);
 		if (c->timer_open)
 			uv_timer_stop(&c->timer);
+		/* Without an owner it was let go while opening, and closed. */
 		if (c->owner)
 			dir_user_conn_ready(c->owner);
 		return;
@@ -681,8 +752,10 @@ struct conn *dir_conn_new(struct dir *d, size_t srv, enum conn_kind kind)
 	c->next = d->conns;
 	d->conns = c;
 	d->handles++;
-	if (kind == CONN_USER)
+	if (kind == CONN_USER) {
 		d->n_user_conns++;
+		d->stats.user_conns_opened++;
+	}
 	uv_timer_init(d->loop, &c->timer);
 	c->timer.data = c;
 	c->timer_open = true;

@@ -279,6 +279,12 @@ void dir_close(struct dir *d, void (*done)(void *arg), void *arg)
 	}
 }
 
+void dir_stats(const struct dir *d, struct dir_stats *out)
+{
+	*out = d->stats;
+	out->user_conns_idle = dir_conn_kept_count(d, SIZE_MAX);
+}
+
 bool dir_is_up(const struct dir *d)
 {
 	for (const struct conn *c = d->conns; c; c = c->next)

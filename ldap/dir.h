@@ -110,6 +110,18 @@ void dir_guard_stats(const struct dir *d, struct dir_guard_stats *out);
  * Call right after dir_open(TO), before any login reaches it. */
 void dir_carry_guard(struct dir *to, struct dir *from);
 
+/* The directory client's counters since dir_open(), for /metrics and tests. */
+struct dir_stats {
+	uint64_t user_conns_opened;	/* user-bind connections opened */
+	uint64_t user_binds;		/* user binds sent (decoys included) */
+	uint64_t user_binds_reused;	/* of those, on a kept connection */
+	uint64_t user_conns_expired;	/* kept connections closed as idle too long */
+	uint64_t user_conns_stale;	/* kept connections found closed when wanted */
+	uint64_t group_searches;	/* membership searches sent (pages count) */
+	unsigned user_conns_idle;	/* kept connections now */
+};
+void dir_stats(const struct dir *d, struct dir_stats *out);
+
 /*
  * A bounded table of failure counters keyed by string, for throttles: KEY is
  * blocked once it has LIMIT failures, each less than WINDOW_S seconds after the

@@ -47,6 +47,8 @@ static int send_group_search(struct req *r)
 	rc = ldap_search_ext(r->conn->ld, r->d->cfg->ldap.base_dn, LDAP_SCOPE_SUBTREE, r->filter,
 			     (char **)(uintptr_t)attrs, 0, pc ? ctrls : NULL, NULL, NULL, 0,
 			     &r->msgid);
+	if (rc == LDAP_SUCCESS)
+		r->d->stats.group_searches++;
 	if (pc)
 		ldap_control_free(pc);
 	return rc;
@@ -121,52 +123,33 @@ static void group_search_msg(struct req *r, LDAPMessage *msg)
 
 /* OpenLDAP: "which groups list any of these as member", for up to
  * GROUP_BATCH not yet searched DNs at a time, until no new group appears or
- * the search cap is hit.  The visited set (r->seen) ends cycles; the caps
- * bound the work a hostile directory can ask for. */
+ * the search cap is hit.  Every group found at one nesting level is in the
+ * frontier before the next search goes out, so a level costs one search (one
+ * round trip) however many groups it has, up to GROUP_BATCH.  The visited set
+ * (r->seen) ends cycles; the caps bound the work a hostile directory can ask
+ * for.  Nothing is cached: every login sees the groups as they are now. */
 static void groups_walk_next(struct req *r)
 {
-	struct strv level = { 0 };
-	char *f = NULL, *p;
-	size_t len = 64, take;
-	const char *oc = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))";
+	char *f = NULL;
+	int rc = DIR_E_NOT_FOUND;
 
-	if (r->frontier.n == 0 || r->depth >= GROUP_SEARCHES_MAX) {
-		dir_req_finish(r, 0);
-		return;
-	}
-	take = r->frontier.n < GROUP_BATCH ? r->frontier.n : GROUP_BATCH;
-	level.v = calloc(take, sizeof(char *));
-	if (!level.v) {
-		dir_req_finish(r, DIR_E_INTERNAL);
-		return;
-	}
-	r->frontier.n -= take;
-	memcpy(level.v, r->frontier.v + r->frontier.n, take * sizeof(char *));
-	level.n = level.cap = take;
-	r->depth++;
-	for (size_t i = 0; i < level.n; i++) {
-		char *esc = NULL;
+	while (rc == DIR_E_NOT_FOUND) {
+		size_t take;
 
-		/* A DN that cannot be escaped is dropped, never used raw. */
-		if (dir_filter_escape(level.v[i], strlen(level.v[i]), &esc) < 0)
-			esc = NULL;
-		free(level.v[i]);
-		level.v[i] = esc;
-		len += esc ? 2 * strlen(esc) + 40 : 0;
+		if (r->frontier.n == 0 || r->depth >= GROUP_SEARCHES_MAX) {
+			dir_req_finish(r, 0);
+			return;
+		}
+		take = r->frontier.n < GROUP_BATCH ? r->frontier.n : GROUP_BATCH;
+		r->depth++;
+		rc = dir_group_filter(r->frontier.v + r->frontier.n - take, take, &f);
+		for (size_t i = 0; i < take; i++)
+			free(r->frontier.v[--r->frontier.n]);
 	}
-	len += strlen(oc);
-	f = malloc(len);
-	if (!f) {
-		dir_strv_free(&level);
-		dir_req_finish(r, DIR_E_INTERNAL);
+	if (rc < 0) {
+		dir_req_finish(r, rc);
 		return;
 	}
-	p = f + sprintf(f, "(&%s(|", oc);
-	for (size_t i = 0; i < level.n; i++)
-		if (level.v[i])
-			p += sprintf(p, "(member=%s)(uniqueMember=%s)", level.v[i], level.v[i]);
-	strcpy(p, "))");
-	dir_strv_free(&level);
 	free(r->filter);
 	r->filter = f;
 	r->paged = false;

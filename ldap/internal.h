@@ -78,6 +78,13 @@ int dir_lookup_name(LDAP *ld, LDAPMessage *m, const char *attr, const char *name
 #define GROUP_SEARCHES_MAX 128	/* bounds the OpenLDAP membership walk */
 #define GROUP_BATCH 64		/* DNs per membership search */
 #define USER_CONNS_MAX 32	/* user-bind connections open at once */
+/* Idle user-bind connections kept per server for the next login's bind.  A
+ * login holds its user connection for one round trip of its five or six, yet
+ * binds come in bursts: with 16 logins in flight against slapd, 8 kept ones
+ * still meant a new TLS handshake every ~170 logins, 16 almost never.  They
+ * count against USER_CONNS_MAX, and a login that finds it reached closes kept
+ * ones to make room (auth.c: user_conn_start). */
+#define USER_IDLE_MAX 16
 #define READY_GRACE_MS 10000u	/* a service connection lost younger marks its server down */
 #define GROUPS_MAX 4096
 #define BACKOFF_MIN_MS 500u
@@ -115,7 +122,9 @@ enum conn_state {
 };
 
 /* A service connection binds as the service account and joins the pool; a user
- * connection is opened for one request, binds as that user and is closed. */
+ * connection carries nothing but user binds (and, for a password change, the
+ * change after its own bind): opened for one request, it is then kept for the
+ * next login's bind, which replaces the identity, or closed. */
 enum conn_kind { CONN_SERVICE, CONN_USER };
 
 struct conn {
@@ -125,7 +134,10 @@ struct conn {
 	enum conn_kind kind;
 	size_t srv;
 	bool retiring;		/* on a less preferred server: close when idle */
-	struct req *owner;	/* user connections: the request served */
+	/* User connections: the request served.  A ready user connection without
+	 * one is kept for a later login's bind (dir_conn_keep, dir_conn_take);
+	 * nothing is in flight on it. */
+	struct req *owner;
 	struct addrinfo *ai, *ai_cur;
 	uv_getaddrinfo_t gai;
 	bool gai_busy;
@@ -133,7 +145,7 @@ struct conn {
 	uv_poll_t poll;
 	bool poll_open;
 	int poll_events;
-	uv_timer_t timer;	/* setup deadline */
+	uv_timer_t timer;	/* setup deadline; a kept user connection's idle timeout */
 	bool timer_open;
 	unsigned refs;		/* handles and lookups not yet called back */
 	struct tls_sess *tls;
@@ -144,6 +156,7 @@ struct conn {
 	int msgid;		/* StartTLS or bind in flight */
 	const char *rmech;	/* SASL interactive bind state */
 	unsigned n_ops;		/* requests with an operation in flight here */
+	unsigned binds;		/* user binds sent on it */
 };
 
 enum req_kind { REQ_AUTH, REQ_LOOKUP, REQ_CHPW, REQ_USERS, REQ_GROUPS, REQ_READ };
@@ -164,11 +177,11 @@ enum req_state {
 enum ubind_phase {
 	UB_NEW = 0,	/* none wanted yet */
 	UB_WAITING,	/* USER_CONNS_MAX are open: waiting for a slot */
-	UB_OPENING,	/* it has a connection, not yet ready */
+	UB_OPENING,	/* it has a connection (new, handed on or kept), bind not yet sent */
 	UB_BINDING,	/* the user's bind is in flight on it */
 	UB_BOUND,	/* bound as the user, nothing in flight on it */
 	UB_CHANGING,	/* a password change is in flight on it */
-	UB_DONE,	/* let go: handed on or closed */
+	UB_DONE,	/* let go: handed on, kept or closed */
 };
 
 struct entry {
@@ -227,6 +240,9 @@ struct req {
 	char *guard_key;
 	int bind_err;
 	bool decoy;
+	/* The user connection may serve another login's bind once this one lets
+	 * go of it (dir_ubind_keep() of the bind's result). */
+	bool ubind_reusable;
 	/* REQ_READ (guard.c's policy reads) */
 	char *base;
 	int scope;
@@ -247,6 +263,7 @@ struct dir {
 	struct conn *conns;
 	struct req *reqs;
 	unsigned n_user_conns;
+	struct dir_stats stats;	/* counters; user_conns_idle is counted on demand */
 	uv_timer_t kick;	/* runs queued work from the loop, never inline */
 	unsigned handles;	/* open handles and lookups; freed at zero */
 	char *bind_pw;
@@ -287,6 +304,22 @@ int dir_entry_parse(struct dir *d, LDAP *ld, LDAPMessage *m, struct entry *e);
 /* The account state found by the search: 0 or a DIR_E_ACCOUNT_* code. */
 int dir_entry_state(const struct dir *d, const struct entry *e);
 
+/* ---- pure.c: decisions about kept user-bind connections ---- */
+/* Whether a connection whose user bind ended with LDAP result code RC may carry
+ * another user's bind: a refused bind leaves an LDAP connection anonymous and
+ * usable (RFC 4513 section 5.1.1), so success and the credential refusals keep
+ * it; any other code may mean the server is unhappy with the connection. */
+bool dir_ubind_keep(int rc);
+/* How long a kept user connection may stay idle: twice the request timeout,
+ * within 1 s..60 s, well below directories' own idle limits (AD's
+ * MaxConnIdleTime is 900 s), so the server rarely closes one under us. */
+uint64_t dir_user_idle_ms(unsigned timeout_ms);
+/* The OR filter for the groups that list any of DNS[0..N) as member or
+ * uniqueMember, each DN RFC 4515-escaped; NULL entries are skipped, and a DN
+ * that cannot be escaped is dropped, never used raw.  *OUT is malloc'd;
+ * DIR_E_NOT_FOUND when no DN is left. */
+int dir_group_filter(char *const *dns, size_t n, char **out);
+
 /* ---- conn.c: one connection ---- */
 struct conn *dir_conn_new(struct dir *d, size_t srv, enum conn_kind kind);
 void dir_conn_close(struct conn *c);
@@ -295,6 +328,16 @@ void dir_conn_close(struct conn *c);
 void dir_conn_fail(struct conn *c, int err, const char *why);
 /* Watches C for what libldap needs next (after a request was sent). */
 void dir_conn_rearm(struct conn *c);
+/* Keeps ready user connection C, without owner, for a later bind, until the
+ * idle timeout closes it. */
+void dir_conn_keep(struct conn *c);
+/* A kept user connection to server SRV that is still open (checked on the
+ * socket), no longer kept; NULL when none.  Dead ones found are closed. */
+struct conn *dir_conn_take(struct dir *d, size_t srv);
+/* Closes the kept user connections to servers LO..HI-1 (failover). */
+void dir_conn_drop_kept(struct dir *d, size_t lo, size_t hi);
+/* Kept user connections to server SRV (SIZE_MAX: to any server). */
+unsigned dir_conn_kept_count(const struct dir *d, size_t srv);
 
 /* ---- pool.c: the service pool, servers and failover ---- */
 void dir_server_down(struct server *sv, const char *why);

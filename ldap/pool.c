@@ -58,6 +58,8 @@ void dir_server_down(struct server *sv, const char *why)
 		log_msg(LOGL_INFO, "ldap: %s is down (%s), retry in %llu ms", sv->name, why,
 			(unsigned long long)delay);
 	sv->down = true;
+	/* Its kept user connections would only fail the next logins' binds. */
+	dir_conn_drop_kept(sv->d, (size_t)(sv - sv->d->srv), (size_t)(sv - sv->d->srv) + 1);
 	if (!sv->d->closing)
 		uv_timer_start(&sv->retry, on_retry, delay, 0);
 }
@@ -153,7 +155,9 @@ void dir_pool_ready(struct conn *c)
 {
 	server_up(&c->d->srv[c->srv]);
 	c->d->was_up = true;
-	/* Back on a preferred server: retire connections to worse ones. */
+	/* Back on a preferred server: retire connections to worse ones, and
+	 * let go of the user connections kept there. */
+	dir_conn_drop_kept(c->d, c->srv + 1, c->d->n_srv);
 	for (struct conn *o = c->d->conns; o; o = o->next) {
 		if (o->kind == CONN_SERVICE && o->srv > c->srv && o->state < CONN_CLOSING &&
 		    !o->retiring) {

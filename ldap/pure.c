@@ -1,5 +1,7 @@
-/* Pure helpers of ldap/: UTF-8, escaping, name checks. */
+/* Pure helpers of ldap/: UTF-8, escaping, name checks, and the small decisions
+ * of the user-bind connections and the group walk. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,5 +188,59 @@ int dir_utf16le(const char *in, size_t len, unsigned char **out, size_t *out_len
 	}
 	*out = buf;
 	*out_len = o;
+	return 0;
+}
+
+bool dir_ubind_keep(int rc)
+{
+	/* inappropriateAuthentication is how some servers refuse a bind for
+	 * the account's sake (an entry without a password); the link is fine. */
+	return rc == LDAP_SUCCESS || rc == LDAP_INVALID_CREDENTIALS ||
+	       rc == LDAP_INAPPROPRIATE_AUTH;
+}
+
+uint64_t dir_user_idle_ms(unsigned timeout_ms)
+{
+	uint64_t ms = (uint64_t)timeout_ms * 2;
+
+	return ms < 1000 ? 1000 : ms > 60000 ? 60000 : ms;
+}
+
+int dir_group_filter(char *const *dns, size_t n, char **out)
+{
+	static const char head[] =
+		"(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|";
+	char **esc;
+	size_t len = sizeof(head) + 2, used = 0;
+	char *f, *p;
+
+	*out = NULL;
+	esc = calloc(n ? n : 1, sizeof(*esc));
+	if (!esc)
+		return DIR_E_INTERNAL;
+	for (size_t i = 0; i < n; i++) {
+		if (!dns[i] || dir_filter_escape(dns[i], strlen(dns[i]), &esc[i]) < 0) {
+			esc[i] = NULL;
+			continue;
+		}
+		len += 2 * strlen(esc[i]) + sizeof("(member=)(uniqueMember=)");
+		used++;
+	}
+	f = used ? malloc(len) : NULL;
+	if (f) {
+		p = f + sprintf(f, "%s", head);
+		for (size_t i = 0; i < n; i++)
+			if (esc[i])
+				p += sprintf(p, "(member=%s)(uniqueMember=%s)", esc[i], esc[i]);
+		strcpy(p, "))");
+	}
+	for (size_t i = 0; i < n; i++)
+		free(esc[i]);
+	free(esc);
+	if (!used)
+		return DIR_E_NOT_FOUND;
+	if (!f)
+		return DIR_E_INTERNAL;
+	*out = f;
 	return 0;
 }

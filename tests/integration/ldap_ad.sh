@@ -203,6 +203,30 @@ else
 fi
 rmuser "$PWU"
 
+echo "== kept user-bind connections"
+st() { jq -rs "[.[]|select(.summary)][0].stats.$1" <<<"$OUT"; }
+seqf() { jq -rs "[.[]|select(.user)]$1" <<<"$OUT"; }
+# AD refusals (data 533, 773, 52e) leave the connection usable: every bind of
+# the sequence goes over the one kept connection, each answered for its user.
+drive "$C" "$PW\n$PW\n$PW\nwrong-Passw0rd\n$PW\n$PW\n" seq alice carol erin bob bob alice
+check_eq "ok, disabled, must change, wrong, right, right: the right answers" \
+  "$(seqf '|map(.code)|join(" ")')" "ok account_disabled password_must_change invalid_credentials ok ok"
+check_eq "six AD logins on one user connection (opened 1, 5 binds reused)" \
+  "$(st user_conns_opened) $(st user_binds) $(st user_binds_reused)" "1 6 5"
+check_eq "bob after his wrong password on the kept connection: bob's own profile" \
+  "$(seqf '[4]|[.dn]+(.groups|map(select(. != "Domain Users")))|join(",")')" "CN=bob,$U,all,staff"
+check_eq "alice last, after four other identities on the connection: her nested groups" \
+  "$(seqf '[5]|[.dn]+(.groups|map(select(. != "Domain Users")))|join(",")')" "CN=alice,$U,all,engineers,staff"
+check_eq "AD's in-chain rule: one group search per login" "$(seqf '[0].stats.group_searches')" 1
+conf "$T/mix.ini" url=ldaps://127.0.0.1 "${COMMON[@]}" lockout_guard=0
+drive "$T/mix.ini" "$PW\n$PW\n$PW\n$PW\n$PW\n$PW\n$PW\n$PW\n" mix 5 alice bob nobody-mix alice bob nobody-mix alice bob
+check_eq "mix on AD: 40 answers" "$(seqf '|length')" 40
+expect='{"alice":"ok|CN=alice,'"$U"'|all,engineers,staff","bob":"ok|CN=bob,'"$U"'|all,staff","nobody-mix":"invalid_credentials||"}'
+check_eq "mix on AD: 8 in flight, every answer its own user's" \
+  "$(jq -rs --argjson e "$expect" '[.[]|select(.user)|select(([.code,(.dn // ""),((.groups // [])|map(select(. != "Domain Users"))|join(","))]|join("|")) != $e[.user])]|length' <<<"$OUT")" 0
+check_match "mix on AD: user connections reused ($(st user_binds_reused) of $(st user_binds))" \
+  "$(( $(st user_binds_reused) * 2 >= $(st user_binds) ))" '^1$'
+
 echo "== concurrency and failover"
 drive "$C" "$PW\n" many 100 alice
 check_eq "100 concurrent logins: all ok" "$(j '.counts.ok')/$(j .total)" "100/100"

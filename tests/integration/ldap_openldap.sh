@@ -244,6 +244,111 @@ EOF
 drive "$C" "$PW\n" auth dave
 check_eq "dave restored to must-change" "$(code)" password_must_change
 
+echo "== kept user-bind connections"
+# seq/mix print dir_stats(); slapd's log says which connection each bind came on.
+st() { jq -rs "[.[]|select(.summary)][0].stats.$1" <<<"$OUT"; }
+bind_conns() {   # bind_conns MARK REGEX: distinct slapd connections of the binds as REGEX since MARK
+  log_since "$LOG" "$1" | grep -E "BIND dn=\"$2\" method=128" | grep -o 'conn=[0-9]*' | sort -u | wc -l
+}
+m=$(log_mark "$LOG")
+drive "$C" "$PW\n$PW\n$PW\n" seq alice bob alice
+check_eq "three consecutive logins: ok ok ok" "$(jq -rs '[.[]|select(.user)|.code]|join(" ")' <<<"$OUT")" "ok ok ok"
+check_eq "three consecutive logins: one user connection opened, two binds on it reused" \
+  "$(st user_conns_opened) $(st user_binds) $(st user_binds_reused)" "1 3 2"
+sleep 0.2
+check_eq "slapd saw alice's and bob's binds on one connection" "$(bind_conns "$m" 'uid=(alice|bob),ou=people,dc=example,dc=test')" 1
+check_eq "alice's second login: the right groups on a reused connection" \
+  "$(jq -rs '[.[]|select(.user)][2]|[.dn]+.groups|join(",")' <<<"$OUT")" "uid=alice,$P,all,engineers,staff"
+check_eq "alice's groups took 4 searches (3 nesting levels and the empty last one)" \
+  "$(jq -rs '[.[]|select(.user)][0].stats.group_searches' <<<"$OUT")" 4
+
+m=$(log_mark "$LOG")
+drive "$C" "$PW\nwrong-Passw0rd\n$PW\n$PW\n$PW\n$PW\n" seq alice bob eve nobody-kept eve bob
+check_eq "right, wrong, right for another user, unknown, right, right: the right answers" \
+  "$(jq -rs '[.[]|select(.user)|.code]|join(" ")' <<<"$OUT")" "ok invalid_credentials ok invalid_credentials ok ok"
+check_eq "eve after bob's wrong password on the kept connection: eve's own profile" \
+  "$(jq -rs '[.[]|select(.user)][2]|[.dn]+.groups|join(",")' <<<"$OUT")" "uid=eve,$P,cycle-a,cycle-b"
+check_eq "eve after an unknown user's decoy bind: eve's own profile" \
+  "$(jq -rs '[.[]|select(.user)][4]|[.dn]+.groups|join(",")' <<<"$OUT")" "uid=eve,$P,cycle-a,cycle-b"
+check_eq "bob's wrong password answered without a profile" "$(jq -rs '[.[]|select(.user)][1].dn // "none"' <<<"$OUT")" none
+check_eq "six logins, failed ones included, on one user connection" "$(st user_conns_opened) $(st user_binds_reused)" "1 5"
+sleep 0.2
+check_eq "slapd: every user bind of the six on one connection" \
+  "$(bind_conns "$m" 'uid=(alice|bob|eve),ou=people,dc=example,dc=test')" 1
+check_match "slapd: bob's wrong password was refused there (err=49)" \
+  "$(log_since "$LOG" "$m" | grep -c 'RESULT tag=97 err=49')" '^[1-9]'
+
+# One nesting level of 70 groups (more than GROUP_BATCH, 64, DNs per search):
+# the walk still finds every group, in a handful of searches, not one per group.
+{ printf 'dn: uid=wide,%s\nobjectClass: inetOrgPerson\nuid: wide\ncn: Wide\nsn: Wide\nuserPassword: %s\n\n' "$P" "$PW"
+  for k in $(seq -w 1 70); do printf 'dn: cn=wide-%s,%s\nobjectClass: groupOfNames\ncn: wide-%s\nmember: uid=wide,%s\n\n' "$k" "$G" "$k" "$P"; done
+} | ldapadd -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+{ printf 'dn: cn=all,%s\nchangetype: modify\nadd: member\n' "$G"
+  for k in $(seq -w 1 70); do printf 'member: cn=wide-%s,%s\n' "$k" "$G"; done; } | ldapmodify -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+drive "$C" "$PW\n" seq wide
+check_eq "a level of 70 groups: all 70 and their parent" \
+  "$(jq -rs '[.[]|select(.user)][0]|[.code,(.groups|length|tostring),(.groups|map(select(. == "all" or . == "wide-01" or . == "wide-70"))|join(","))]|join(" ")' <<<"$OUT")" "ok 71 all,wide-01,wide-70"
+check_match "a level of 70 groups: at most 4 searches ($(jq -rs '[.[]|select(.summary)][0].stats.group_searches' <<<"$OUT"))" \
+  "$(jq -rs '[.[]|select(.summary)][0].stats.group_searches' <<<"$OUT")" '^[1-4]$'
+{ printf 'dn: cn=all,%s\nchangetype: modify\ndelete: member\n' "$G"
+  for k in $(seq -w 1 70); do printf 'member: cn=wide-%s,%s\n' "$k" "$G"; done; } | ldapmodify -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+for k in $(seq -w 1 70); do echo "cn=wide-$k,$G"; done | ldapdelete -Q -Y EXTERNAL -H "$LDAPI" >/dev/null 2>&1
+ldapdelete -Q -Y EXTERNAL -H "$LDAPI" "uid=wide,$P" >/dev/null 2>&1
+check_eq "the wide groups are gone again" "$(ldapsearch -LLL -Q -Y EXTERNAL -H "$LDAPI" -b "$G" '(cn=wide-*)' dn 2>/dev/null | grep -c '^dn:')" 0
+
+conf "$T/short.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]/timeout_ms=3000/timeout_ms=1000}" "${SIMPLE[@]}"
+m=$(log_mark "$LOG")
+drive "$T/short.ini" "$PW\n$PW\n" seq alice @sleep=3000 bob
+check_eq "idle timeout (2 x timeout_ms = 2 s) then a login: ok ok" "$(jq -rs '[.[]|select(.user)|.code]|join(" ")' <<<"$OUT")" "ok ok"
+check_eq "idle timeout: the kept connection was closed, not handed out" \
+  "$(st user_conns_expired) $(st user_conns_opened) $(st user_binds_reused)" "1 2 0"
+sleep 0.2
+check_eq "idle timeout: slapd saw alice and bob bind on two connections" \
+  "$(bind_conns "$m" 'uid=(alice|bob),ou=people,dc=example,dc=test')" 2
+
+KP=$(free_port) KSP=$(free_port)
+DIR=$T/k PORT=$KP SPORT=$KSP CA_FROM=$SLAPD_DIR BULK=0 "$SLAPD" start >"$T/k.start" 2>&1 || cat "$T/k.start"
+bg_track "$(cat "$T/k/slapd.fgpid" 2>/dev/null)"
+conf "$T/k.ini" url="ldaps://127.0.0.1:$KSP" "${COMMON[@]}" "${SIMPLE[@]}"
+rm -f "$T/k.go" "$T/k.go.waiting"
+( printf '%s\n%s\n' "$PW" "$PW" | timeout 60 "$BUILD/tests/ldapdrive" -c "$T/k.ini" seq alice "@wait=$T/k.go" bob \
+    >"$T/k.out" 2>"$T/k.err" ) &
+KDP=$!; bg_track $KDP
+for i in $(seq 100); do [ -e "$T/k.go.waiting" ] && break; sleep 0.1; done
+check "slapd restart: the first login is done and its connection kept" test -e "$T/k.go.waiting"
+DIR=$T/k "$SLAPD" stop >/dev/null
+DIR=$T/k PORT=$KP SPORT=$KSP CA_FROM=$SLAPD_DIR BULK=0 "$SLAPD" start >"$T/k.start" 2>&1 || cat "$T/k.start"
+bg_track "$(cat "$T/k/slapd.fgpid" 2>/dev/null)"
+touch "$T/k.go"
+wait $KDP
+OUT=$(cat "$T/k.out")
+check_eq "slapd restarted under a kept connection: the next login is ok" \
+  "$(jq -rs '[.[]|select(.user)|.code]|join(" ")' <<<"$OUT")" "ok ok"
+check_eq "slapd restarted: the broken connection was not handed out (opened 2, reused 0)" \
+  "$(st user_conns_opened) $(st user_binds_reused)" "2 0"
+check_eq "slapd restarted: bob's profile" "$(jq -rs '[.[]|select(.user)][1]|[.dn]+.groups|join(",")' <<<"$OUT")" "uid=bob,$P,all,staff"
+check_eq "no sanitizer report across the restart" "$(count_re 'Sanitizer|runtime error:' <"$T/k.err")" 0
+DIR=$T/k "$SLAPD" stop >/dev/null
+
+# 16 logins in flight, 20 rounds each: known users, an unknown one (a decoy
+# bind) and o'brien, all sharing the kept connections; every answer must be
+# the one for its own user.
+conf "$T/mix.ini" url="ldaps://127.0.0.1:$SLAPD_SPORT" "${COMMON[@]}" "${SIMPLE[@]}" lockout_guard=0
+users=() pws=""
+for k in 1 2 3 4; do users+=(alice bob eve "o'brien"); pws+="$PW\n$PW\n$PW\n$PW\n"; done
+users[3]=nobody-mix users[7]=nobody-mix
+drive "$T/mix.ini" "$pws" mix 20 "${users[@]}"
+check_eq "mix: 320 answers" "$(jq -rs '[.[]|select(.user)]|length' <<<"$OUT")" 320
+expect='{"alice":"ok|uid=alice,'"$P"'|all,engineers,staff","bob":"ok|uid=bob,'"$P"'|all,staff","eve":"ok|uid=eve,'"$P"'|cycle-a,cycle-b","nobody-mix":"invalid_credentials||"}'
+wrong=$(jq -rs --argjson e "$expect" '[.[]|select(.user)|select(.user != "o'"'"'brien")
+  |select(([.code,(.dn // ""),((.groups // [])|join(","))]|join("|")) != $e[.user])]|length' <<<"$OUT")
+check_eq "mix: every answer is its own user's (code, dn, groups)" "$wrong" 0
+check_eq "mix: o'brien always gets his own group" \
+  "$(jq -rs '[.[]|select(.user == "o'"'"'brien")|[.code]+.groups|join("|")]|unique|join(" ")' <<<"$OUT")" "ok|Ops, Special"
+check_match "mix: user connections were reused ($(st user_binds_reused) of $(st user_binds) binds)" \
+  "$(( $(st user_binds_reused) * 10 >= $(st user_binds) * 9 ))" '^1$'
+check_match "mix: at most USER_CONNS_MAX (32) user connections opened ($(st user_conns_opened))" "$(st user_conns_opened)" '^([1-9]|[1-2][0-9]|3[0-2])$'
+
 echo "== concurrency, and closing with requests in flight"
 drive "$C" "$PW\n" many 200 alice
 check_eq "200 concurrent logins: all ok" "$(j '.counts.ok')/$(j .total)" "200/200"

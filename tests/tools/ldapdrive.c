@@ -15,7 +15,19 @@
  *   ldapdrive -c agent.ini seq USER...        one authentication after the other on
  *                                             one struct dir, USER i with stdin line
  *                                             i: one JSON line each (user, code, ms),
- *                                             then the guard's counters
+ *                                             then the guard's counters and
+ *                                             dir_stats(); "@sleep=MS" and
+ *                                             "@wait=PATH" between users pause
+ *                                             (see seq_pause)
+ *   ldapdrive -c agent.ini mix ROUNDS USER...     every USER (stdin line i its
+ *                                             password) logs in ROUNDS times, all
+ *                                             USERs at once, each next login when
+ *                                             its last answered: one JSON line per
+ *                                             answer (user, code, dn, groups),
+ *                                             then dir_stats()
+ *   ldapdrive -c agent.ini bench SECONDS CONC USER  keeps CONC authentications in
+ *                                             flight for SECONDS (after a 1 s
+ *                                             warm-up): logins/s and the counts
  *
  * Passwords come from stdin only, never argv.  Output is JSON on stdout (one
  * object, or one per line for `loop`); the module's log goes to stderr.
@@ -29,13 +41,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "config/cfg.h"
 #include "ldap/dir.h"
 #include "tls/tls.h"
 
-enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ };
+enum cmd { CMD_AUTH, CMD_LOOKUP, CMD_PASSWD, CMD_SEARCH, CMD_GROUPS, CMD_USERS, CMD_MANY, CMD_LOOP, CMD_CLOSE, CMD_SEQ, CMD_BENCH, CMD_MIX };
+
+struct mix_slot {
+	struct drive *dr;
+	size_t i;		/* index into seq_users */
+	unsigned long left;	/* logins still to start */
+};
 
 struct drive {
 	uv_loop_t loop;
@@ -60,14 +79,22 @@ struct drive {
 	char **seq_pw;
 	size_t *seq_len;
 	size_t seq_n, seq_i;
-	uint64_t seq_t0;
+	uint64_t seq_t0, wait_t0;
+	/* mix */
+	struct mix_slot *slots;
+	unsigned long rounds;
+	/* bench */
+	unsigned long conc;
+	uint64_t bench_t0, bench_end;
+	unsigned long bench_done, bench_ok;
 };
 
 static int usage(void)
 {
 	fputs("usage: ldapdrive -c agent.ini auth USER | lookup USER | passwd USER |\n"
 	      "       search QUERY LIMIT | groups LIMIT | users LIMIT [FILTER] |\n"
-	      "       many N USER | loop SECONDS USER | close MS N USER | seq USER...\n"
+	      "       many N USER | loop SECONDS USER | close MS N USER | seq USER... |\n"
+	      "       bench SECONDS CONC USER | mix ROUNDS USER...\n"
 	      "passwords are read from stdin, one per line\n", stderr);
 	return 2;
 }
@@ -176,6 +203,23 @@ static void emit(json_t *o)
 
 static void summary(struct drive *dr);
 
+/* The module's counters (dir_stats), for checks of connection reuse. */
+static json_t *stats_json(const struct dir *d)
+{
+	struct dir_stats st;
+	json_t *o = json_object();
+
+	dir_stats(d, &st);
+	json_object_set_new(o, "user_conns_opened", json_integer((json_int_t)st.user_conns_opened));
+	json_object_set_new(o, "user_binds", json_integer((json_int_t)st.user_binds));
+	json_object_set_new(o, "user_binds_reused", json_integer((json_int_t)st.user_binds_reused));
+	json_object_set_new(o, "user_conns_expired", json_integer((json_int_t)st.user_conns_expired));
+	json_object_set_new(o, "user_conns_stale", json_integer((json_int_t)st.user_conns_stale));
+	json_object_set_new(o, "group_searches", json_integer((json_int_t)st.group_searches));
+	json_object_set_new(o, "user_conns_idle", json_integer((json_int_t)st.user_conns_idle));
+	return o;
+}
+
 static void closed(void *arg)
 {
 	struct drive *dr = arg;
@@ -239,6 +283,7 @@ static void summary(struct drive *dr)
 	json_object_set_new(o, "total", json_integer((json_int_t)dr->total));
 	json_object_set(o, "counts", dr->counts);
 	json_object_set_new(o, "elapsed_ms", json_integer((json_int_t)(now_ms() - dr->start_ms)));
+	json_object_set_new(o, "stats", stats_json(dr->dir));
 	emit(o);
 }
 
@@ -350,6 +395,7 @@ static void loop_tick(uv_timer_t *t)
 }
 
 static void seq_next(struct drive *dr);
+static int parse_count(const char *s, unsigned long max, unsigned long *out);
 
 static void seq_tick(uv_timer_t *t)
 {
@@ -362,14 +408,53 @@ static void on_seq(void *arg, int err, const struct dir_profile *p)
 	json_t *o = result_json(err);
 	uint64_t now = uv_hrtime();
 
-	(void)p;
 	json_object_set_new(o, "user", json_string(dr->seq_users[dr->seq_i]));
 	json_object_set_new(o, "ms", json_real((double)(now - dr->seq_t0) / 1e6));
+	if (err == 0 && p) {
+		json_object_set_new(o, "dn", str_or_null(p->dn));
+		json_object_set_new(o, "groups", names_json(p->groups, p->n_groups));
+	}
+	json_object_set_new(o, "stats", stats_json(dr->dir));
 	if (err)
 		dr->status = 1;
 	emit(o);
 	dr->seq_i++;
 	uv_timer_start(&dr->timer, seq_tick, 0, 0);
+}
+
+/* "@sleep=MS" pauses the sequence; "@wait=PATH" creates PATH.waiting and
+ * waits (up to a minute) until PATH exists, so a script can act on the
+ * directory between two logins.  Neither takes a stdin line. */
+static bool seq_pause(struct drive *dr)
+{
+	const char *u = dr->seq_users[dr->seq_i];
+	unsigned long ms = 0;
+
+	if (!strncmp(u, "@sleep=", 7) && parse_count(u + 7, 600000, &ms) == 0) {
+		dr->seq_i++;
+		uv_timer_start(&dr->timer, seq_tick, ms, 0);
+		return true;
+	}
+	if (!strncmp(u, "@wait=", 6)) {
+		char path[4096];
+		FILE *f;
+
+		if (access(u + 6, F_OK) == 0 || (dr->wait_t0 && now_ms() - dr->wait_t0 > 60000)) {
+			dr->wait_t0 = 0;
+			dr->seq_i++;
+			uv_timer_start(&dr->timer, seq_tick, 0, 0);
+			return true;
+		}
+		if (!dr->wait_t0) {
+			dr->wait_t0 = now_ms();
+			snprintf(path, sizeof(path), "%s.waiting", u + 6);
+			if ((f = fopen(path, "w")))
+				fclose(f);
+		}
+		uv_timer_start(&dr->timer, seq_tick, 50, 0);
+		return true;
+	}
+	return false;
 }
 
 /* The next attempt starts from the loop, never inside the previous callback. */
@@ -387,15 +472,121 @@ static void seq_next(struct drive *dr)
 		json_object_set_new(o, "guard_known", json_boolean(gs.known));
 		json_object_set_new(o, "refused", json_integer((json_int_t)gs.refused));
 		json_object_set_new(o, "hidden", json_integer((json_int_t)gs.hidden));
+		json_object_set_new(o, "stats", stats_json(dr->dir));
 		emit(o);
 		finish(dr);
 		return;
 	}
+	if (seq_pause(dr))
+		return;
 	dr->seq_t0 = uv_hrtime();
 	rc = dir_authenticate(dr->dir, dr->seq_users[dr->seq_i], dr->seq_pw[dr->seq_i],
 			      dr->seq_len[dr->seq_i], on_seq, dr);
 	if (rc < 0)
 		on_seq(dr, rc, NULL);
+}
+
+/* bench: each answer starts the next login at once, so CONC stay in flight.
+ * Answers before bench_t0 (the warm-up, which opens the pools) are not counted. */
+static void on_bench(void *arg, int err, const struct dir_profile *p);
+
+static void bench_start_one(struct drive *dr)
+{
+	int rc = dir_authenticate(dr->dir, dr->user, dr->pw[0], dr->pw_len[0], on_bench, dr);
+
+	if (rc == 0)
+		dr->pending++;
+	else
+		count(dr, rc);
+}
+
+static void bench_summary(struct drive *dr)
+{
+	json_t *o = json_object();
+	double s = (double)(now_ms() - dr->bench_t0) / 1000.0;
+
+	json_object_set_new(o, "summary", json_true());
+	json_object_set_new(o, "concurrency", json_integer((json_int_t)dr->conc));
+	json_object_set_new(o, "logins", json_integer((json_int_t)dr->bench_done));
+	json_object_set_new(o, "ok", json_integer((json_int_t)dr->bench_ok));
+	json_object_set_new(o, "seconds", json_real(s));
+	json_object_set_new(o, "logins_per_s", json_real(s > 0 ? (double)dr->bench_done / s : 0));
+	json_object_set(o, "counts", dr->counts);
+	json_object_set_new(o, "stats", stats_json(dr->dir));
+	emit(o);
+}
+
+static void on_bench(void *arg, int err, const struct dir_profile *p)
+{
+	struct drive *dr = arg;
+	uint64_t now = now_ms();
+
+	(void)p;
+	dr->pending--;
+	count(dr, err);
+	if (now >= dr->bench_t0 && dr->bench_t0) {
+		dr->bench_done++;
+		if (err == 0)
+			dr->bench_ok++;
+	}
+	if (dr->closing)
+		return;
+	if (now >= dr->bench_end) {
+		if (dr->pending == 0) {
+			bench_summary(dr);
+			finish(dr);
+		}
+		return;
+	}
+	bench_start_one(dr);
+}
+
+/* mix: concurrent logins of several users on one struct dir, each answer
+ * checked by the script against the user it was for. */
+static void on_mix(void *arg, int err, const struct dir_profile *p);
+
+static void mix_start(struct mix_slot *sl)
+{
+	struct drive *dr = sl->dr;
+	int rc;
+
+	sl->left--;
+	dr->pending++;
+	rc = dir_authenticate(dr->dir, dr->seq_users[sl->i], dr->seq_pw[sl->i], dr->seq_len[sl->i],
+			      on_mix, sl);
+	if (rc < 0)
+		on_mix(sl, rc, NULL);
+}
+
+static void on_mix(void *arg, int err, const struct dir_profile *p)
+{
+	struct mix_slot *sl = arg;
+	struct drive *dr = sl->dr;
+	json_t *o = result_json(err);
+
+	json_object_set_new(o, "user", json_string(dr->seq_users[sl->i]));
+	if (err == 0 && p) {
+		json_object_set_new(o, "dn", str_or_null(p->dn));
+		json_object_set_new(o, "username", str_or_null(p->username));
+		json_object_set_new(o, "groups", names_json(p->groups, p->n_groups));
+	}
+	emit(o);
+	count(dr, err);
+	dr->pending--;
+	if (sl->left > 0 && !dr->closing) {
+		mix_start(sl);
+		return;
+	}
+	if (dr->pending == 0) {
+		json_t *s = json_object();
+
+		json_object_set_new(s, "summary", json_true());
+		json_object_set_new(s, "total", json_integer((json_int_t)dr->total));
+		json_object_set(s, "counts", dr->counts);
+		json_object_set_new(s, "stats", stats_json(dr->dir));
+		emit(s);
+		finish(dr);
+	}
 }
 
 static int parse_count(const char *s, unsigned long max, unsigned long *out)
@@ -436,6 +627,12 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->cmd = CMD_LOOP;
 	} else if (!strcmp(c, "seq") && argc >= 2 && argc <= 1001) {
 		dr->cmd = CMD_SEQ;
+	} else if (!strcmp(c, "mix") && argc >= 3 && argc <= 1002 &&
+		   parse_count(argv[1], 100000, &dr->rounds) == 0 && dr->rounds) {
+		dr->cmd = CMD_MIX;
+	} else if (!strcmp(c, "bench") && argc == 4 && parse_count(argv[1], 3600, &n) == 0 && n &&
+		   parse_count(argv[2], 10000, &dr->conc) == 0 && dr->conc) {
+		dr->cmd = CMD_BENCH;
 	} else if (!strcmp(c, "close") && argc == 4 && parse_count(argv[1], 600000, &dr->close_ms) == 0 &&
 		   parse_count(argv[2], 100000, &n) == 0 && n) {
 		dr->cmd = CMD_CLOSE;
@@ -444,7 +641,7 @@ static int start(struct drive *dr, int argc, char **argv)
 	}
 
 	if (dr->cmd == CMD_AUTH || dr->cmd == CMD_MANY || dr->cmd == CMD_LOOP ||
-	    dr->cmd == CMD_PASSWD || dr->cmd == CMD_CLOSE)
+	    dr->cmd == CMD_PASSWD || dr->cmd == CMD_CLOSE || dr->cmd == CMD_BENCH)
 		if (read_secret(&dr->pw[0], &dr->pw_len[0]) < 0) {
 			fputs("ldapdrive: no password on stdin\n", stderr);
 			return -EINVAL;
@@ -454,15 +651,18 @@ static int start(struct drive *dr, int argc, char **argv)
 		return -EINVAL;
 	}
 
-	if (dr->cmd == CMD_SEQ) {
-		dr->seq_n = (size_t)argc - 1;
-		dr->seq_users = argv + 1;
+	if (dr->cmd == CMD_SEQ || dr->cmd == CMD_MIX) {
+		int skip = dr->cmd == CMD_MIX ? 2 : 1;
+
+		dr->seq_n = (size_t)(argc - skip);
+		dr->seq_users = argv + skip;
 		dr->seq_pw = calloc(dr->seq_n, sizeof(char *));
 		dr->seq_len = calloc(dr->seq_n, sizeof(size_t));
 		if (!dr->seq_pw || !dr->seq_len)
 			return -ENOMEM;
 		for (size_t i = 0; i < dr->seq_n; i++)
-			if (read_secret(&dr->seq_pw[i], &dr->seq_len[i]) < 0) {
+			if (dr->seq_users[i][0] != '@' &&
+			    read_secret(&dr->seq_pw[i], &dr->seq_len[i]) < 0) {
 				fprintf(stderr, "ldapdrive: no password for attempt %zu on stdin\n", i + 1);
 				return -EINVAL;
 			}
@@ -522,6 +722,24 @@ static int start(struct drive *dr, int argc, char **argv)
 		dr->timer.data = dr;
 		dr->timer_open = true;
 		uv_timer_start(&dr->timer, close_tick, dr->close_ms, 0);
+		return 0;
+	case CMD_BENCH:
+		dr->user = argv[3];
+		dr->bench_t0 = dr->start_ms + 1000;
+		dr->bench_end = dr->bench_t0 + n * 1000;
+		for (unsigned long k = 0; k < dr->conc; k++)
+			bench_start_one(dr);
+		if (dr->pending == 0)
+			finish(dr);
+		return 0;
+	case CMD_MIX:
+		dr->slots = calloc(dr->seq_n, sizeof(*dr->slots));
+		if (!dr->slots)
+			return -ENOMEM;
+		for (size_t k = 0; k < dr->seq_n; k++)
+			dr->slots[k] = (struct mix_slot){ .dr = dr, .i = k, .left = dr->rounds };
+		for (size_t k = 0; k < dr->seq_n && !dr->closing; k++)
+			mix_start(&dr->slots[k]);
 		return 0;
 	case CMD_SEQ:
 		uv_timer_init(&dr->loop, &dr->timer);
@@ -602,6 +820,7 @@ out:
 		wipe(dr.seq_pw[k], dr.seq_len[k]);
 	free(dr.seq_pw);
 	free(dr.seq_len);
+	free(dr.slots);
 	json_decref(dr.counts);
 	cfg_free(cfg);
 	return dr.status;

@@ -152,6 +152,62 @@ static void test_name_pick(void **state)
 	assert_int_equal(dir_name_pick(gaps, 3, "alice"), 2);
 }
 
+/* Only results that leave the connection usable for another bind keep it. */
+static void test_ubind_keep(void **state)
+{
+	(void)state;
+	assert_true(dir_ubind_keep(LDAP_SUCCESS));
+	assert_true(dir_ubind_keep(LDAP_INVALID_CREDENTIALS));
+	assert_true(dir_ubind_keep(LDAP_INAPPROPRIATE_AUTH));
+	assert_false(dir_ubind_keep(LDAP_UNAVAILABLE));
+	assert_false(dir_ubind_keep(LDAP_BUSY));
+	assert_false(dir_ubind_keep(LDAP_PROTOCOL_ERROR));
+	assert_false(dir_ubind_keep(LDAP_OPERATIONS_ERROR));
+	assert_false(dir_ubind_keep(LDAP_OTHER));
+	assert_false(dir_ubind_keep(LDAP_UNWILLING_TO_PERFORM));
+	assert_false(dir_ubind_keep(LDAP_SASL_BIND_IN_PROGRESS));
+	/* libldap's own (negative) codes: the transport failed. */
+	assert_false(dir_ubind_keep(LDAP_SERVER_DOWN));
+	assert_false(dir_ubind_keep(LDAP_TIMEOUT));
+	assert_false(dir_ubind_keep(LDAP_DECODING_ERROR));
+}
+
+static void test_user_idle_ms(void **state)
+{
+	(void)state;
+	assert_int_equal(dir_user_idle_ms(0), 1000);
+	assert_int_equal(dir_user_idle_ms(300), 1000);
+	assert_int_equal(dir_user_idle_ms(1000), 2000);
+	assert_int_equal(dir_user_idle_ms(5000), 10000);
+	assert_int_equal(dir_user_idle_ms(30000), 60000);
+	assert_int_equal(dir_user_idle_ms(4000000000u), 60000);
+}
+
+static void test_group_filter(void **state)
+{
+	char *dns[] = { "cn=a,dc=x", NULL, "cn=b*)(uid=*,dc=x", "cn=\\c(1),dc=x" };
+	char invalid[] = "cn=?,dc=x";	/* made invalid UTF-8 below */
+	char *bad[] = { invalid };
+	char *f = NULL;
+
+	(void)state;
+	assert_int_equal(dir_group_filter(dns, 4, &f), 0);
+	assert_string_equal(f,
+		"(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|"
+		"(member=cn=a,dc=x)(uniqueMember=cn=a,dc=x)"
+		"(member=cn=b\\2a\\29\\28uid=\\2a,dc=x)(uniqueMember=cn=b\\2a\\29\\28uid=\\2a,dc=x)"
+		"(member=cn=\\5cc\\281\\29,dc=x)(uniqueMember=cn=\\5cc\\281\\29,dc=x)))");
+	free(f);
+	f = NULL;
+	/* Nothing left to ask for: no filter, never an empty OR. */
+	assert_int_equal(dir_group_filter(dns + 1, 1, &f), DIR_E_NOT_FOUND);
+	assert_null(f);
+	assert_int_equal(dir_group_filter(dns, 0, &f), DIR_E_NOT_FOUND);
+	invalid[3] = (char)0xff;
+	assert_int_equal(dir_group_filter(bad, 1, &f), DIR_E_NOT_FOUND);
+	assert_null(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +216,9 @@ int main(void)
 		cmocka_unit_test(test_64k_linear),
 		cmocka_unit_test(test_ascii_caseeq),
 		cmocka_unit_test(test_name_pick),
+		cmocka_unit_test(test_ubind_keep),
+		cmocka_unit_test(test_user_idle_ms),
+		cmocka_unit_test(test_group_filter),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
