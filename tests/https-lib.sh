@@ -26,11 +26,12 @@ front_hub_start() {
   wait_port 127.0.0.1 $HUB_PORT && wait_port 127.0.0.1 $API_PORT
 }
 
-# write_config FILE LISTEN RANGES [CRL]: an agent.ini for the shared slapd and
-# the script's hub, started here when it is not running yet (env
-# CERT_USERNAME and USER_ATTR change how certificates map to users,
-# AGENT_NAME the agent's name: the hub binds sessions to that name, and
-# PUBLIC_URL its [https] public_url, VERIFY_DEPTH sets client_verify_depth).
+# write_config FILE LISTEN RANGES [CRL [SECTION.KEY=VALUE...]]: an agent.ini
+# for the shared slapd and the script's hub, started here when it is not
+# running yet; the arguments after CRL override single keys, as write_ini
+# does.  Env CERT_USERNAME and USER_ATTR change how certificates map to users,
+# AGENT_NAME the agent's name (the hub binds sessions to that name),
+# PUBLIC_URL its [https] public_url, VERIFY_DEPTH sets client_verify_depth.
 write_config() {
   local f=$1 listen=$2 ranges=$3 crl=${4-$PKI/ca.crl}
   slapd_bind_password
@@ -42,7 +43,8 @@ write_config() {
     https.cert_file="$T/server.pem" https.key_file="$T/server.key" https.client_ca_file="$PKI/ca.crt" \
     https.crl_file?="$crl" https.client_cert_ranges="$ranges" https.cert_username="${CERT_USERNAME:-cn}" \
     https.client_verify_depth?="${VERIFY_DEPTH:-}" \
-    hub.url="wss://127.0.0.1:$HUB_PORT/agent/v1" hub.token_file="$T/hub.token" hub.ca_file="$PKI/srv-ca.crt"
+    hub.url="wss://127.0.0.1:$HUB_PORT/agent/v1" hub.token_file="$T/hub.token" hub.ca_file="$PKI/srv-ca.crt" \
+    "${@:5}"
 }
 
 # start_agent CONFIG LOG: starts the agent, waits for its first listener and,
