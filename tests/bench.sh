@@ -11,24 +11,16 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/${1:-build}
 MODE=${2:-throughput}
+source "$ROOT/tests/ini.sh"
 B=$(mktemp -d /tmp/dirbridge-bench.XXXXXX)
 PORT=${BENCH_PORT:-14389} SPORT=${BENCH_SPORT:-14636}
 trap 'DIR=$B/slapd "$ROOT/tests/servers/slapd.sh" stop >/dev/null 2>&1; rm -rf "$B"' EXIT
 DIR=$B/slapd PORT=$PORT SPORT=$SPORT "$ROOT/tests/servers/slapd.sh" start >/dev/null
 (umask 077; printf 'Svc-Passw0rd!\n' >"$B/svc.password")
-cat >"$B/agent.ini" <<INI
-[agent]
-log_level = error
-[ldap]
-url = ldaps://127.0.0.1:$SPORT
-ca_file = $B/slapd/tls/ca.crt
-bind_dn = cn=dirbridge-svc,ou=services,dc=example,dc=test
-bind_password_file = $B/svc.password
-base_dn = dc=example,dc=test
-type = openldap
-groups = recursive
-timeout_ms = 30000
-INI
+write_ini "$B/agent.ini" agent.log_level=error \
+  ldap.url="ldaps://127.0.0.1:$SPORT" ldap.ca_file="$B/slapd/tls/ca.crt" \
+  ldap.bind_dn=cn=dirbridge-svc,ou=services,dc=example,dc=test ldap.bind_password_file="$B/svc.password" \
+  ldap.base_dn=dc=example,dc=test ldap.type=openldap ldap.groups=recursive ldap.timeout_ms=30000
 if [ "$MODE" = timing ]; then
   LDAPI="ldapi://$(echo "$B/slapd/ldapi" | sed 's,/,%2F,g')"
   # A user of its own, under a policy that never locks it, so 30 wrong

@@ -5,6 +5,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$ROOT/${1:-build}
 D=${DEMO_DIR:-/tmp/dirbridge-demo}
+source "$ROOT/tests/ini.sh"
 LDAP_PORT=${DEMO_LDAP_PORT:-13389} LDAPS_PORT=${DEMO_LDAPS_PORT:-13636}
 HTTPS_PORT=${DEMO_HTTPS_PORT:-8443} HUB_PORT=${DEMO_HUB_PORT:-8444} API_PORT=${DEMO_API_PORT:-8480}
 
@@ -45,36 +46,16 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > hub.token; echo >> hub.tok
 printf '%s\n' "$(grep -o '^[^#]*' hub.token)" > tokens; chmod 600 tokens
 printf 'adminpw\n' > bind.password; chmod 600 bind.password
 
-cat > "$D/agent.ini" <<INI
-[agent]
-name = demo-agent
-log_level = info
-
-[ldap]
-url = ldaps://127.0.0.1:$LDAPS_PORT
-ca_file = $D/slapd/tls/ca.crt
-bind_dn = cn=admin,dc=example,dc=test
-bind_password_file = $D/pki/bind.password
-base_dn = dc=example,dc=test
-type = openldap
-user_filter = (&(objectClass=inetOrgPerson)(uid={username}))
-groups = recursive
-
-[https]
-listen = 127.0.0.1:$HTTPS_PORT
-public_url = https://127.0.0.1:$HTTPS_PORT
-cert_file = $D/pki/server.pem
-key_file = $D/pki/server.key
-client_ca_file = $D/clientca/ca.pem
-crl_file = $D/pki/client.crl
-client_cert_ranges = 127.0.0.1/32
-cert_username = cn
-
-[hub]
-url = wss://127.0.0.1:$HUB_PORT/agent/v1
-token_file = $D/pki/hub.token
-ca_file = $D/pki/server-ca.pem
-INI
+write_ini "$D/agent.ini" agent.name=demo-agent agent.log_level=info \
+  ldap.url="ldaps://127.0.0.1:$LDAPS_PORT" ldap.ca_file="$D/slapd/tls/ca.crt" \
+  ldap.bind_dn=cn=admin,dc=example,dc=test ldap.bind_password_file="$D/pki/bind.password" \
+  ldap.base_dn=dc=example,dc=test ldap.type=openldap \
+  "ldap.user_filter=(&(objectClass=inetOrgPerson)(uid={username}))" ldap.groups=recursive \
+  https.listen="127.0.0.1:$HTTPS_PORT" https.public_url="https://127.0.0.1:$HTTPS_PORT" \
+  https.cert_file="$D/pki/server.pem" https.key_file="$D/pki/server.key" \
+  https.client_ca_file="$D/clientca/ca.pem" https.crl_file="$D/pki/client.crl" \
+  https.client_cert_ranges=127.0.0.1/32 https.cert_username=cn \
+  hub.url="wss://127.0.0.1:$HUB_PORT/agent/v1" hub.token_file="$D/pki/hub.token" hub.ca_file="$D/pki/server-ca.pem"
 
 echo "== hub (agents on 127.0.0.1:$HUB_PORT, API on 127.0.0.1:$API_PORT)"
 "$BUILD/dirbridge-hub" --listen 127.0.0.1:$HUB_PORT --cert hub.pem --key hub.key \

@@ -26,48 +26,25 @@ front_hub_start() {
   wait_port 127.0.0.1 $HUB_PORT && wait_port 127.0.0.1 $API_PORT
 }
 
-# write_config FILE LISTEN RANGES [CRL]: an agent.ini for the shared slapd and
-# the script's hub, started here when it is not running yet (env
-# CERT_USERNAME and USER_ATTR change how certificates map to users,
-# AGENT_NAME the agent's name: the hub binds sessions to that name, and
-# PUBLIC_URL its [https] public_url, VERIFY_DEPTH sets client_verify_depth).
+# write_config FILE LISTEN RANGES [CRL [SECTION.KEY=VALUE...]]: an agent.ini
+# for the shared slapd and the script's hub, started here when it is not
+# running yet; the arguments after CRL override single keys, as write_ini
+# does.  Env CERT_USERNAME and USER_ATTR change how certificates map to users,
+# AGENT_NAME the agent's name (the hub binds sessions to that name),
+# PUBLIC_URL its [https] public_url, VERIFY_DEPTH sets client_verify_depth.
 write_config() {
   local f=$1 listen=$2 ranges=$3 crl=${4-$PKI/ca.crl}
-  printf '%s\n' 'Svc-Passw0rd!' >"$T/bind.password"; chmod 600 "$T/bind.password"
+  slapd_bind_password
   front_hub_start || { echo "hub did not start:"; tail -5 "$T/front-hub.log"; return 1; }
-  cat >"$f" <<INI
-[agent]
-name = ${AGENT_NAME:-https-test}
-log_level = debug
-
-[ldap]
-url = ldap://127.0.0.1:$SLAPD_PORT
-starttls = true
-ca_file = $SLAPD_DIR/tls/ca.crt
-bind_dn = cn=dirbridge-svc,ou=services,dc=example,dc=test
-bind_password_file = $T/bind.password
-base_dn = dc=example,dc=test
-type = openldap
-user_filter = (&(objectClass=inetOrgPerson)(${USER_ATTR:-uid}={username}))
-groups = direct
-timeout_ms = 5000
-
-[https]
-listen = $listen
-public_url = ${PUBLIC_URL:-https://localhost/}
-cert_file = $T/server.pem
-key_file = $T/server.key
-client_ca_file = $PKI/ca.crt
-${crl:+crl_file = $crl}
-client_cert_ranges = $ranges
-cert_username = ${CERT_USERNAME:-cn}
-${VERIFY_DEPTH:+client_verify_depth = $VERIFY_DEPTH}
-
-[hub]
-url = wss://127.0.0.1:$HUB_PORT/agent/v1
-token_file = $T/hub.token
-ca_file = $PKI/srv-ca.crt
-INI
+  write_ini "$f" agent.name="${AGENT_NAME:-https-test}" agent.log_level=debug \
+    "${SLAPD_LDAP[@]}" "ldap.user_filter=(&(objectClass=inetOrgPerson)(${USER_ATTR:-uid}={username}))" \
+    ldap.groups=direct ldap.timeout_ms=5000 \
+    https.listen="$listen" https.public_url="${PUBLIC_URL:-https://localhost/}" \
+    https.cert_file="$T/server.pem" https.key_file="$T/server.key" https.client_ca_file="$PKI/ca.crt" \
+    https.crl_file?="$crl" https.client_cert_ranges="$ranges" https.cert_username="${CERT_USERNAME:-cn}" \
+    https.client_verify_depth?="${VERIFY_DEPTH:-}" \
+    hub.url="wss://127.0.0.1:$HUB_PORT/agent/v1" hub.token_file="$T/hub.token" hub.ca_file="$PKI/srv-ca.crt" \
+    "${@:5}"
 }
 
 # start_agent CONFIG LOG: starts the agent, waits for its first listener and,
@@ -108,6 +85,20 @@ https_setup() {
   cp "$PKI/srv1.chain.pem" "$T/server.pem"; cp "$PKI/srv1.key" "$T/server.key"
   chmod 600 "$T/server.key"
 }
+
+# https_agent RANGES: what most https scripts start with: the PKI, an agent
+# on a free port P of 127.0.0.1 ($T/agent.ini, its log $T/agent.log) with
+# client_cert_ranges RANGES, and U, its URL.  Returns 1 after a FAIL.
+https_agent() {
+  https_setup || { fail "pki: could not build the test PKI"; return 1; }
+  P=$(free_port); U=https://127.0.0.1:$P
+  write_config "$T/agent.ini" "127.0.0.1:$P" "$1"
+  start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; return 1; }
+}
+# c CURL-ARGS...: curl trusting the agent's server certificate.
+c() { curl -s --max-time 15 --cacert "$CA" "$@"; }
+# SLOG: the shared slapd's log, to see whether the agent reached the directory.
+SLOG=$SLAPD_DIR/slapd.log
 
 # get_login HOST:PORT CERT [curl args...]: the page for GET /login?session=ID
 # for a fresh session ID from the hub (new_session; in $T/last_session after

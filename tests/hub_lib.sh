@@ -61,43 +61,21 @@ wait_agents() {
   return 1
 }
 
-# agent_config FILE NAME [LDAP-URL] [HUB-CA] [TOKEN-FILE] [HTTPS-PORT]: an
-# agent.ini for the shared slapd (or LDAP-URL) and the hub started by hub_start.
+# agent_config FILE NAME [HTTPS-PORT] [SECTION.KEY=VALUE...]: an agent.ini for
+# the shared slapd and the hub started by hub_start, its [https] on HTTPS-PORT
+# (a free one when not given); the arguments after it override single keys of
+# that, as write_ini does (ldap.url=..., hub.ca_file=..., -ldap.starttls).
 agent_config() {
-  local f=$1 name=$2 url=${3:-ldap://127.0.0.1:$SLAPD_PORT} ca=${4:-$T/pki/ca.pem}
-  local tok=${5:-$T/pki/hub.token} port=${6:-$(free_port)} ldapca=${7:-$SLAPD_DIR/tls/ca.crt}
-  printf '%s\n' 'Svc-Passw0rd!' >"$T/bind.password"; chmod 600 "$T/bind.password"
-  cat >"$f" <<INI
-[agent]
-name = $name
-log_level = debug
-
-[ldap]
-url = $url
-starttls = true
-ca_file = $ldapca
-bind_dn = cn=dirbridge-svc,ou=services,dc=example,dc=test
-bind_password_file = $T/bind.password
-base_dn = dc=example,dc=test
-type = openldap
-user_filter = (&(objectClass=inetOrgPerson)(uid={username}))
-groups = recursive
-timeout_ms = 10000
-
-[https]
-listen = 127.0.0.1:$port
-public_url = https://127.0.0.1:$port
-cert_file = $T/pki/hub.pem
-key_file = $T/pki/hub.key
-client_ca_file = $T/pki/ca.pem
-client_cert_ranges = 127.0.0.1/32
-cert_username = cn
-
-[hub]
-url = wss://127.0.0.1:$HUB_PORT/agent/v1
-token_file = $tok
-ca_file = $ca
-INI
+  local f=$1 name=$2 port; shift 2
+  if [ $# -gt 0 ] && [[ $1 =~ ^[0-9]*$ ]]; then port=${1:-$(free_port)}; shift; else port=$(free_port); fi
+  slapd_bind_password
+  write_ini "$f" agent.name="$name" agent.log_level=debug \
+    "${SLAPD_LDAP[@]}" ldap.groups=recursive ldap.timeout_ms=10000 \
+    https.listen="127.0.0.1:$port" https.public_url="https://127.0.0.1:$port" \
+    https.cert_file="$T/pki/hub.pem" https.key_file="$T/pki/hub.key" https.client_ca_file="$T/pki/ca.pem" \
+    https.client_cert_ranges=127.0.0.1/32 https.cert_username=cn \
+    hub.url="wss://127.0.0.1:$HUB_PORT/agent/v1" hub.token_file="$T/pki/hub.token" hub.ca_file="$T/pki/ca.pem" \
+    "$@"
 }
 
 # agent_start CONFIG LOG: starts an agent; AGENT_PID is its pid.

@@ -22,12 +22,36 @@ answer() { jq -cS 'del(.elapsed_ms, .t_ms)' <<<"$OUT" 2>/dev/null; }
 # secret FILE TEXT: writes a private secret file.
 secret() { (umask 077; printf '%s\n' "$2" >"$1"); chmod 600 "$1"; }
 
+# ldap_prologue CA: what every LDAP script starts with.  The ldap tools trust
+# CA only; $T/svc.pw holds the service account's password.  Returns 1 after a
+# FAIL when ldapdrive is not built.
+ldap_prologue() {
+  CA=$1
+  export LDAPTLS_CACERT=$CA LDAPTLS_REQCERT=demand
+  if [ ! -x "$BUILD/tests/ldapdrive" ]; then
+    fail "build/tests/ldapdrive is missing (is the ldap/ module built?)"
+    return 1
+  fi
+  secret "$T/svc.pw" 'Svc-Passw0rd!'
+}
+
+# ad_prologue: ldap_prologue for the Samba AD DC at $SAMBA_DIR, and its names:
+# BASE, U (CN=Users), PW (the test users' password), ADM (the ldap tools'
+# arguments to bind as the domain administrator).
+ad_prologue() {
+  BASE="DC=example,DC=test" U="CN=Users,DC=example,DC=test" PW='Passw0rd!'
+  ldap_prologue "$SAMBA_DIR/tls/ca.crt" || return 1
+  printf '%s' 'Adm1n-Pass!' >"$T/admin.y"; chmod 600 "$T/admin.y"   # ldap tools' -y: no newline
+  ADM=(-x -H ldaps://127.0.0.1 -D "Administrator@EXAMPLE.TEST" -y "$T/admin.y")
+}
+# u16 TEXT: AD's unicodePwd value for password TEXT (quoted, UTF-16LE, base64).
+u16() { printf '"%s"' "$1" | iconv -f utf-8 -t utf-16le | base64 -w0; }
+
 # conf FILE KEY=VALUE...: an agent.ini with only [agent] and [ldap]; every key of
 # [ldap] comes from the arguments, so each test says exactly what it configures.
 conf() {
   local f=$1; shift
-  { printf '[agent]\nname = ldaptest\nlog_level = %s\n\n[ldap]\n' "${LOG_LEVEL:-info}"
-    local kv; for kv in "$@"; do printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"; done; } >"$f"
+  write_ini "$f" agent.name=ldaptest agent.log_level="${LOG_LEVEL:-info}" "${@/#/ldap.}"
 }
 
 # log_mark LOG: the current length of a slapd log, for log_since.

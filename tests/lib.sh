@@ -26,4 +26,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 # wait_port HOST PORT: up to 10 s.
 wait_port() { local i; for i in $(seq 100); do (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+# write_ini and the shared slapd's [ldap] preset.
+source "$ROOT/tests/ini.sh"
+
 finish() { return "$((FAILS > 0))"; }

@@ -33,37 +33,16 @@ head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >hub.token; echo >>hub.token
 chmod 600 ./*.key bind.password hub.token
 cd "$T" || exit 1
 
-# good_ini [EXTRA-HTTPS-LINES]: a complete config naming files relatively to it.
+# good_ini: a complete config, on stdout, naming files relatively to it.
 good_ini() {
-  cat <<INI
-[agent]
-name = config-test
-log_level = debug
-
-[ldap]
-url = ldaps://127.0.0.1:636 ldaps://[::1]:636
-ca_file = ca.pem
-bind_dn = CN=svc-dirbridge,CN=Users,DC=example,DC=test
-bind_password_file = bind.password
-base_dn = DC=example,DC=test
-type = ad
-groups = recursive
-
-[https]
-listen = 127.0.0.1:8443 [::1]:8443
-public_url = https://localhost:8443
-cert_file = server.pem
-key_file = server.key
-client_ca_file = ca.pem
-crl_file = client.crl
-client_cert_ranges = 127.0.0.0/8 ::1/128
-cert_username = cn
-
-[hub]
-url = wss://127.0.0.1:9443/agent/v1
-token_file = hub.token
-ca_file = ca.pem
-INI
+  write_ini /dev/stdout agent.name=config-test agent.log_level=debug \
+    "ldap.url=ldaps://127.0.0.1:636 ldaps://[::1]:636" ldap.ca_file=ca.pem \
+    ldap.bind_dn=CN=svc-dirbridge,CN=Users,DC=example,DC=test ldap.bind_password_file=bind.password \
+    ldap.base_dn=DC=example,DC=test ldap.type=ad ldap.groups=recursive \
+    "https.listen=127.0.0.1:8443 [::1]:8443" https.public_url=https://localhost:8443 \
+    https.cert_file=server.pem https.key_file=server.key https.client_ca_file=ca.pem https.crl_file=client.crl \
+    "https.client_cert_ranges=127.0.0.0/8 ::1/128" https.cert_username=cn \
+    hub.url=wss://127.0.0.1:9443/agent/v1 hub.token_file=hub.token hub.ca_file=ca.pem
 }
 
 ALL_OUT=$T/all-output

@@ -11,10 +11,7 @@ if [ ! -d "$ROOT/tests/node_modules/playwright-core" ]; then
   (cd "$ROOT/tests" && timeout 300 npm ci --no-audit --no-fund) >"$T/npm.log" 2>&1 ||
     { fail "npm ci in tests/: $(tail -2 "$T/npm.log" | tr '\n' ' ')"; finish; exit; }
 fi
-https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
-P=$(free_port)
-write_config "$T/agent.ini" "127.0.0.1:$P" "127.0.0.1/32"
-start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
+https_agent 127.0.0.1/32 || { finish; exit; }
 
 # Two browser homes: both trust the server CA; one also holds alice's key.
 mknss() {

@@ -5,10 +5,7 @@
 source "$ROOT/tests/lib.sh"
 source "$ROOT/tests/https-lib.sh"
 
-https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
-P=$(free_port)
-write_config "$T/agent.ini" "127.0.0.1:$P" "127.0.0.1/32"
-start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
+https_agent 127.0.0.1/32 || { finish; exit; }
 S1=$(cert_serial "$PKI/srv1.crt"); S2=$(cert_serial "$PKI/srv2.crt")
 served_serial() {  # the serial of the leaf certificate a new handshake gets
   echo | timeout 10 gnutls-cli --print-cert --x509cafile "$CA" -p "$P" 127.0.0.1 2>/dev/null |

@@ -7,14 +7,8 @@
 source "$ROOT/tests/lib.sh"
 source "$ROOT/tests/https-lib.sh"
 
-https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
-P=$(free_port)
-write_config "$T/agent.ini" "127.0.0.1:$P" "127.0.0.1/32"
-start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
+https_agent 127.0.0.1/32 || { finish; exit; }
 AGENT1_PID=$AGENT_PID
-U=https://127.0.0.1:$P
-SLOG=$SLAPD_DIR/slapd.log
-c() { curl -s --max-time 15 --cacert "$CA" "$@"; }
 alice=(--cert "$PKI/alice.crt" --key "$PKI/alice.key")
 form_csrf() { c "$U/login?session=$1" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p'; }
 post() {  # post URL SESSION CSRF USERNAME: status; the page in $T/post.html

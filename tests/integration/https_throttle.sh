@@ -5,13 +5,7 @@
 source "$ROOT/tests/lib.sh"
 source "$ROOT/tests/https-lib.sh"
 
-https_setup || { fail "pki: could not build the test PKI"; finish; exit; }
-P=$(free_port)
-write_config "$T/agent.ini" "127.0.0.1:$P" "127.0.0.3/32"
-start_agent "$T/agent.ini" "$T/agent.log" || { fail "agent starts"; finish; exit; }
-U=https://127.0.0.1:$P
-SLOG=$SLAPD_DIR/slapd.log
-c() { curl -s --max-time 15 --cacert "$CA" "$@"; }
+https_agent 127.0.0.3/32 || { finish; exit; }
 S=$(new_session)
 form_csrf() { c "$@" "$U/login?session=$S" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p'; }
 csrf=$(form_csrf)

@@ -11,11 +11,11 @@ if ! PORT=$LP SPORT=$LSP BULK=0 "$ROOT/tests/servers/slapd.sh" start >"$T/slapd-
   fail "own slapd did not start: $(tail -3 "$T/slapd-start.log")"; finish; exit
 fi
 SLAPD_PID=$(cat "$DIR/slapd.fgpid"); bg_track $SLAPD_PID
-LURL=ldap://127.0.0.1:$LP LCA=$DIR/tls/ca.crt
+OWN_LDAP=(ldap.url=ldap://127.0.0.1:$LP ldap.ca_file=$DIR/tls/ca.crt)   # its own slapd
 
 hub_pki
 hub_start hub || { fail "hub did not start"; finish; exit; }
-agent_config "$T/a1.ini" agent-1 "$LURL" "" "" "" "$LCA"
+agent_config "$T/a1.ini" agent-1 "${OWN_LDAP[@]}"
 agent_start "$T/a1.ini" "$T/a1.log"; A1=$AGENT_PID
 check "agent-1 connects" wait_agents 1
 r=$(api POST /v1/authenticate '{"username":"alice","password":"Passw0rd!"}')
@@ -65,7 +65,7 @@ check_match "agent dropped the answers of the lost link" "$(cat "$T/a1.log")" 'd
 check_match "agent logged the lost link" "$(cat "$T/a1.log")" 'hub: (disconnected|link failed|hub closed)'
 
 # Two agents on one hub: both serve; one dies; the other keeps serving.
-agent_config "$T/a2.ini" agent-2 "$LURL" "" "" "" "$LCA"
+agent_config "$T/a2.ini" agent-2 "${OWN_LDAP[@]}"
 agent_start "$T/a2.ini" "$T/a2.log"; A2=$AGENT_PID
 check "two agents connected" wait_agents 2
 r=$(concurrent 40 'alice:Passw0rd!:profile' 'nosuchuser:x:invalid_credentials|too_many_attempts')
@@ -81,10 +81,10 @@ r=$(concurrent 50 'alice:Passw0rd!:profile' 'dave:Passw0rd!:password_must_change
 check_eq "agent-2 serves everything after agent-1 died" "$r" "ok 50"
 
 # Refusals: an agent that does not trust the hub's certificate, and a wrong token.
-agent_config "$T/a3.ini" agent-3 "$LURL" "$T/pki/other-ca.pem" "" "" "$LCA"
+agent_config "$T/a3.ini" agent-3 "${OWN_LDAP[@]}" hub.ca_file="$T/pki/other-ca.pem"
 agent_start "$T/a3.ini" "$T/a3.log"; A3=$AGENT_PID
 printf 'not-the-token\n' >"$T/wrong.token"; chmod 600 "$T/wrong.token"
-agent_config "$T/a4.ini" agent-4 "$LURL" "" "$T/wrong.token" "" "$LCA"
+agent_config "$T/a4.ini" agent-4 "${OWN_LDAP[@]}" hub.token_file="$T/wrong.token"
 agent_start "$T/a4.ini" "$T/a4.log"; A4=$AGENT_PID
 sleep 3
 r=$(curl -s "$API/v1/agents" | json '",".join(sorted(a["name"] for a in j["agents"]))')
@@ -107,7 +107,7 @@ H6=$(free_port); API6=$(free_port)
 "$BUILD/dirbridge-hub" --listen "[::1]:$H6" --cert "$T/pki/hub.pem" --key "$T/pki/hub.key" \
   --tokens-file "$T/pki/tokens" --api "[::1]:$API6" -v >"$T/hub6.log" 2>&1 &
 bg_track $!
-agent_config "$T/a6.ini" agent-6 "$LURL" "" "" "" "$LCA"
+agent_config "$T/a6.ini" agent-6 "${OWN_LDAP[@]}"
 sed -i "s|^url = wss://127.0.0.1:$HUB_PORT/|url = wss://[::1]:$H6/|" "$T/a6.ini"
 agent_start "$T/a6.ini" "$T/a6.log"; A6=$AGENT_PID
 ok=; for i in $(seq 100); do

@@ -14,7 +14,7 @@ timeout 120 python3 "$HUB_WS" hub-limits $HUB_PORT "$T/pki/hub.pem" "$T/pki/hub.
 FAKE=$!; bg_track $FAKE
 wait_port 127.0.0.1 $HUB_PORT
 HTTPS_PORT=$(free_port)
-agent_config "$T/agent.ini" limits-test "" "" "" "$HTTPS_PORT"
+agent_config "$T/agent.ini" limits-test "$HTTPS_PORT"
 agent_start "$T/agent.ini" "$T/agent.log"
 for i in $(seq 300); do grep -q '^upgrade 15k' "$T/fake.out" && break; sleep 0.1; done
 out=$(cat "$T/fake.out")

@@ -8,23 +8,13 @@
 . "$ROOT/tests/ldap_lib.sh"
 set -u
 
-BASE="DC=example,DC=test" U="CN=Users,DC=example,DC=test" PW='Passw0rd!'
-CA=$SAMBA_DIR/tls/ca.crt
-export LDAPTLS_CACERT=$CA LDAPTLS_REQCERT=demand
-
-if [ ! -x "$BUILD/tests/ldapdrive" ]; then
-  fail "build/tests/ldapdrive is missing (is the ldap/ module built?)"
-  finish; exit
-fi
+ad_prologue || { finish; exit; }
 
 # An instance started by an older samba.sh lacks the service account and bulk
 # users; this adds them (and does nothing when they are there).
 check "samba fixtures present" env DIR="$SAMBA_DIR" "$ROOT/tests/servers/samba.sh" fixtures
 
-secret "$T/svc.pw" 'Svc-Passw0rd!'
 secret "$T/admin.pw" 'Adm1n-Pass!'
-printf '%s' 'Adm1n-Pass!' >"$T/admin.y"; chmod 600 "$T/admin.y"   # ldap tools' -y: no newline
-ADM=(-x -H ldaps://127.0.0.1 -D "Administrator@EXAMPLE.TEST" -y "$T/admin.y")
 COMMON=(ca_file="$CA" base_dn="$BASE" type=ad bind_dn="CN=dirbridge-svc,$U"
         bind_password_file="$T/svc.pw" groups=recursive timeout_ms=5000
         "user_filter=(&(objectClass=user)(sAMAccountName={username}))")
@@ -32,7 +22,6 @@ conf "$T/ldaps.ini" url=ldaps://127.0.0.1 "${COMMON[@]}"
 conf "$T/starttls.ini" url=ldap://127.0.0.1 starttls=true "${COMMON[@]}"
 C=$T/ldaps.ini
 
-u16() { printf '"%s"' "$1" | iconv -f utf-8 -t utf-16le | base64 -w0; }
 # mkuser NAME PASSWORD: an enabled user of this script's own, in CN=Users.
 mkuser() {
   ldapdelete "${ADM[@]}" "CN=$1,$U" >/dev/null 2>&1

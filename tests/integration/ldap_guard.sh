@@ -13,16 +13,9 @@ BASE="dc=example,dc=test" PW='Passw0rd!'
 P="ou=people,$BASE"
 SVC="cn=dirbridge-svc,ou=services,$BASE"
 LOG=$SLAPD_DIR/slapd.log
-CA=$SLAPD_DIR/tls/ca.crt
 S="ldaps://127.0.0.1:$SLAPD_SPORT"
-export LDAPTLS_CACERT=$CA LDAPTLS_REQCERT=demand
+ldap_prologue "$SLAPD_DIR/tls/ca.crt" || { finish; exit; }
 
-if [ ! -x "$BUILD/tests/ldapdrive" ]; then
-  fail "build/tests/ldapdrive is missing (is the ldap/ module built?)"
-  finish; exit
-fi
-
-secret "$T/svc.pw" 'Svc-Passw0rd!'
 (umask 077; printf '%s' adminpw >"$T/admin.pw")   # -y takes the whole file: no newline
 admin() { "$@" -x -H "$S" -D "cn=admin,$BASE" -y "$T/admin.pw"; }
 COMMON=(url="$S" ca_file="$CA" base_dn="$BASE" type=openldap bind_dn="$SVC"

@@ -8,25 +8,14 @@
 . "$ROOT/tests/ldap_lib.sh"
 set -u
 
-BASE="DC=example,DC=test" U="CN=Users,DC=example,DC=test" PW='Passw0rd!'
-CA=$SAMBA_DIR/tls/ca.crt
-export LDAPTLS_CACERT=$CA LDAPTLS_REQCERT=demand
+ad_prologue || { finish; exit; }
 
-if [ ! -x "$BUILD/tests/ldapdrive" ]; then
-  fail "build/tests/ldapdrive is missing (is the ldap/ module built?)"
-  finish; exit
-fi
-
-secret "$T/svc.pw" 'Svc-Passw0rd!'
-printf '%s' 'Adm1n-Pass!' >"$T/admin.y"; chmod 600 "$T/admin.y"   # ldap tools' -y: no newline
-ADM=(-x -H ldaps://127.0.0.1 -D "Administrator@EXAMPLE.TEST" -y "$T/admin.y")
 COMMON=(url=ldaps://127.0.0.1 ca_file="$CA" base_dn="$BASE" type=ad bind_dn="CN=dirbridge-svc,$U"
         bind_password_file="$T/svc.pw" groups=none timeout_ms=5000
         "user_filter=(&(objectClass=user)(sAMAccountName={username}))")
 conf "$T/auto.ini" "${COMMON[@]}"
 conf "$T/ou.ini" "${COMMON[@]/#base_dn=*/base_dn=$U}"
 
-u16() { printf '"%s"' "$1" | iconv -f utf-8 -t utf-16le | base64 -w0; }
 LOCK=dbt-guard-$$
 ldapadd "${ADM[@]}" >/dev/null 2>"$T/add.err" <<EOF
 dn: CN=$LOCK,$U

@@ -12,17 +12,10 @@ BASE="dc=example,dc=test" PW='Passw0rd!'
 P="ou=people,$BASE" G="ou=groups,$BASE"
 SVC="cn=dirbridge-svc,ou=services,$BASE"
 LOG=$SLAPD_DIR/slapd.log
-CA=$SLAPD_DIR/tls/ca.crt
 LDAPI="ldapi://$(echo "$SLAPD_DIR/ldapi" | sed 's,/,%2F,g')"
 SLAPD=$ROOT/tests/servers/slapd.sh
-export LDAPTLS_CACERT=$CA LDAPTLS_REQCERT=demand
+ldap_prologue "$SLAPD_DIR/tls/ca.crt" || { finish; exit; }
 
-if [ ! -x "$BUILD/tests/ldapdrive" ]; then
-  fail "build/tests/ldapdrive is missing (is the ldap/ module built?)"
-  finish; exit
-fi
-
-secret "$T/svc.pw" 'Svc-Passw0rd!'
 COMMON=(ca_file="$CA" base_dn="$BASE" type=openldap
         "user_filter=(&(objectClass=inetOrgPerson)(uid={username}))" groups=recursive timeout_ms=3000)
 SIMPLE=(bind_dn="$SVC" bind_password_file="$T/svc.pw")
