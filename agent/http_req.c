@@ -139,18 +139,18 @@ ssize_t http_req_scan(struct req *r, const char *data, size_t len)
 			return -EBADMSG;
 		}
 		switch (r->scan) {
-		case SCAN_START:
+		case SCAN_NEW:
 			if (ch == '\r')
-				r->scan = SCAN_START_CR;
+				r->scan = SCAN_NEW_CR;
 			else if (ch == '\n' || ch == '\0' || ch == ' ' || ch == '\t')
 				goto bad;
 			else
 				r->scan = SCAN_LINE;
 			break;
-		case SCAN_START_CR:
+		case SCAN_NEW_CR:
 			if (ch != '\n')
 				goto bad;
-			r->scan = SCAN_START;
+			r->scan = SCAN_NEW;
 			break;
 		case SCAN_LINE:
 			if (ch == '\r')

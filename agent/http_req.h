@@ -22,11 +22,11 @@
 
 /* The header scanner's state: http-parser tolerates bare LF and obs-fold,
  * which are request smuggling shapes, so header bytes are checked first.
- * SCAN_START (the zero value) is before the request line: http-parser skips
+ * SCAN_NEW (the zero value) is before the request line: http-parser skips
  * empty lines there, so the scanner must skip them too rather than take the
  * first CRLF CRLF for the end of the headers. */
 enum scan_state {
-	SCAN_START, SCAN_START_CR, SCAN_LINE, SCAN_CR, SCAN_LINE_START, SCAN_END_CR, SCAN_DONE
+	SCAN_NEW, SCAN_NEW_CR, SCAN_LINE, SCAN_CR, SCAN_LINE_START, SCAN_END_CR, SCAN_DONE
 };
 
 enum hdr { H_NONE, H_CONTENT_TYPE };

@@ -42,7 +42,7 @@
 #define GUARD_CAPACITY 8192	/* users with failures remembered at once */
 
 enum policy_state {
-	POLICY_NONE = 0,	/* nothing to read: the limit is configured or off */
+	POLICY_NEW = 0,	/* no read started: the limit is configured or off, or not needed yet */
 	POLICY_READING,
 	POLICY_RETRY,		/* the directory did not answer: read again on demand */
 	POLICY_DONE,
