@@ -59,12 +59,21 @@ char *cfg_get_file(struct loader *L, const char *sec, const char *key, bool requ
 		   bool secret, bool *ok)
 {
 	const char *v = required ? cfg_need(L, sec, key, "/path/to/file") : cfg_raw(L, sec, key);
-	char *path;
+	char *path, errbuf[512];
+	int rc;
 
 	*ok = false;
 	if (!v)
 		return NULL;
-	if (v[0] != '/' && L->dir) {
+	if ((rc = cfg_credential_path(v, &path, errbuf, sizeof errbuf)) < 0) {
+		if (rc == -ENOMEM)
+			L->oom = true;
+		else
+			key_err(L, sec, key, "%s", errbuf);
+		return NULL;
+	} else if (rc > 0) {
+		/* Already absolute: $CREDENTIALS_DIRECTORY/NAME. */
+	} else if (v[0] != '/' && L->dir) {
 		if (asprintf(&path, "%s/%s", L->dir, v) < 0) {
 			L->oom = true;
 			return NULL;
