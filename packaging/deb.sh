@@ -1,19 +1,19 @@
 #!/bin/bash
-# Builds build/dirbridge_VERSION_ARCH.deb from already built programs, with
-# dpkg-deb alone (no debhelper), in Debian policy layout.  Called by `make deb`:
-#   packaging/deb.sh BUILD VERSION PROGRAM...
+# Builds OUTDIR/dirbridge_VERSION_ARCH.deb from already built programs, with
+# dpkg-deb alone (no debhelper), in Debian policy layout.  `make deb` runs
+#   packaging/deb.sh build VERSION PROGRAM...
 # Depends: is what dpkg-shlibdeps finds for the programs' real sonames, plus
-# adduser for postinst.  The result is in BUILD; the staging tree is removed.
+# adduser for postinst.  The staging tree is removed afterwards.
 set -euo pipefail
 
-BUILD=$1 VERSION=$2; shift 2
+OUT=$1 VERSION=$2; shift 2
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 P=$SRC/packaging
 # The build needs this GnuTLS (packaging/deps.sh); so does the running agent,
 # whose TLS fixes are in the library, not in our binary.
 GNUTLS_MIN=3.7.9-2+deb12u7
 ARCH=$(dpkg --print-architecture)
-DEB=$BUILD/dirbridge_${VERSION}_${ARCH}.deb
+DEB=$OUT/dirbridge_${VERSION}_${ARCH}.deb
 W=$(mktemp -d "${TMPDIR:-/tmp}/dirbridge-deb.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 R=$W/root
@@ -75,8 +75,9 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$ARCH/" -e "s/@SIZE@/$size/" \
    xargs -0 md5sum) >"$R/DEBIAN/md5sums"
 chmod 0644 "$R/DEBIAN/control" "$R/DEBIAN/md5sums"
 
-mkdir -p "$BUILD"
-rm -f "$BUILD"/dirbridge_*_"$ARCH".deb
+mkdir -p "$OUT"
+# One package in OUT, so build/dirbridge_*.deb names the current one.
+rm -f "$OUT"/dirbridge_*_"$ARCH".deb
 dpkg-deb --root-owner-group -Zxz --build "$R" "$DEB" >/dev/null
 echo "deb: $DEB"
 echo "deb: Depends: $depends"
