@@ -47,7 +47,7 @@ install -m 0644 "$P/systemd/dirbridge.service" "$R/lib/systemd/system/dirbridge.
 install -m 0644 "$P/debian/copyright" "$DOC/copyright"
 install -m 0644 "$SRC/README.md" "$DOC/README.md"
 for d in config https certificates protocol active-directory packaging; do
-  [ -f "$SRC/docs/$d.md" ] && install -m 0644 "$SRC/docs/$d.md" "$DOC/$d.md"
+  if [ -f "$SRC/docs/$d.md" ]; then install -m 0644 "$SRC/docs/$d.md" "$DOC/$d.md"; fi
 done
 install -m 0644 "$P/agent.ini.example" "$DOC/examples/agent.ini.example"
 sed "s/@VERSION@/$VERSION/" "$P/debian/changelog" | gzip -n9 >"$DOC/changelog.Debian.gz"
