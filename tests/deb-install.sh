@@ -26,6 +26,12 @@ snapshot() {
   md5sum /etc/passwd /etc/group /etc/shadow /etc/gshadow
 }
 
+# A real machine's / is 0755; a root unpacked from a tarball of a mktemp -d
+# directory is 0700, where no system user could load a library.
+if [ "$(stat -c %a /)" != 755 ]; then
+  echo "note: / is mode $(stat -c %a /) in this root; made 0755 as on a real machine"
+  chmod 755 /
+fi
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends "${BUILD_PKGS[@]}" >/tmp/build-deps.log 2>&1 ||
   { tail -5 /tmp/build-deps.log; fail "build dependencies install"; exit 1; }
