@@ -32,8 +32,9 @@ for i in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 : >"$NLOG"
 
 # WATCHDOG_PID must be the agent's own pid, known before it starts: a shell
-# exports its pid and then becomes the agent.  400 ms: a ping every 200 ms.
-WD_USEC=400000
+# exports its pid and then becomes the agent.  1 s: a ping every 500 ms, which
+# leaves a loaded test machine half a second of slack before a gap is too long.
+WD_USEC=1000000
 NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=$WD_USEC \
   bash -c 'export WATCHDOG_PID=$$; exec "$0" -c "$1"' "$BUILD/dirbridge" "$T/agent.ini" \
   >"$T/agent.log" 2>&1 &
@@ -55,12 +56,12 @@ else
 fi
 check_match "READY=1 is the first message and carries a STATUS" "$(msgs | head -1)" '^READY=1\|STATUS=running$'
 
-sleep 1.5
+sleep 3
 n=$(msgs | grep -c '^WATCHDOG=1$')
-# 200 ms pings for at least 1.5 s: about 8; fewer than 4 means no timer at
-# half the interval, more than 20 a timer far too fast.
-if [ "$n" -ge 4 ] && [ "$n" -le 20 ]; then pass "WATCHDOG=1 repeats at half of WATCHDOG_USEC ($n in 1.5 s)"
-else fail "WATCHDOG=1 count in 1.5 s at WATCHDOG_USEC=$WD_USEC: $n, want 4..20"; fi
+# 500 ms pings for at least 3 s: about 7; fewer than 4 means no timer at half
+# the interval, more than 14 a timer far too fast.
+if [ "$n" -ge 4 ] && [ "$n" -le 14 ]; then pass "WATCHDOG=1 repeats at half of WATCHDOG_USEC ($n in 3 s)"
+else fail "WATCHDOG=1 count in 3 s at WATCHDOG_USEC=$WD_USEC: $n, want 4..14"; fi
 gap=$(grep -P '\tWATCHDOG=1$' "$NLOG" | awk -F'\t' 'NR>1 && $1-p>m {m=$1-p} {p=$1} END {print m+0}')
 if [ "$gap" -lt "$WD_USEC" ]; then pass "no gap between pings reaches the interval (max ${gap} us)"
 else fail "a gap of ${gap} us between pings reached WATCHDOG_USEC=$WD_USEC"; fi
@@ -93,9 +94,9 @@ check_match "refused reload: RELOADING=1, then READY=1 with the refusal as STATU
   '^RELOADING=1\|MONOTONIC_USEC=[0-9]+ READY=1\|STATUS=reload refused'
 cp "$T/agent.ini.good" "$T/agent.ini"
 
-n=$(wc -l <"$NLOG"); sleep 1
+n=$(wc -l <"$NLOG"); sleep 2
 check_match "the watchdog keeps pinging after reloads" \
-  "$(tail -n +"$((n + 1))" "$NLOG" | cut -f2 | grep -c '^WATCHDOG=1$')" '^([3-9]|1[0-9])$'
+  "$(tail -n +"$((n + 1))" "$NLOG" | cut -f2 | grep -c '^WATCHDOG=1$')" '^([2-9])$'
 
 n=$(wc -l <"$NLOG")
 stop_agent "$T/agent.log"
@@ -110,7 +111,7 @@ NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=$WD_USEC WATCHDOG_PID=1 "$BUILD/dirbridge" -c 
   >"$T/agent2.log" 2>&1 &
 AGENT_PID=$!; bg_track "$AGENT_PID"
 if wait_msg '^READY=1'; then
-  sleep 1
+  sleep 1.5
   check_eq "WATCHDOG_PID of another process: no WATCHDOG=1" "$(msgs | grep -c '^WATCHDOG=1$')" 0
 else
   fail "second agent: no READY=1: $(tail -3 "$T/agent2.log" | tr '\n' ' ')"
