@@ -4,7 +4,8 @@
 # WATCHDOG_PID = its own pid), against a fake listener that records every
 # datagram.  READY=1 must come once the front is listening, RELOADING=1 (with
 # MONOTONIC_USEC) then READY=1 around each SIGHUP, taken or refused, WATCHDOG=1
-# at half the interval, and STOPPING=1 on SIGTERM.
+# at half the interval, and STOPPING=1 on SIGTERM.  The second run takes its
+# secrets as systemd credentials ($CREDENTIALS_DIRECTORY, credential:NAME).
 source "$ROOT/tests/lib.sh"
 source "$ROOT/tests/https-lib.sh"
 
@@ -105,14 +106,34 @@ check_match "SIGTERM: STOPPING=1" "$after" '^STOPPING=1$'
 check_nomatch "no ping after STOPPING=1" "$(sed -n '/^STOPPING=1$/,$p' <<<"$after" | tail -n +2)" 'WATCHDOG'
 check_nomatch "nothing but pings before STOPPING=1" "$(sed '/^STOPPING=1$/,$d' <<<"$after")" '^[^W]'
 
+# The second run also takes its secrets the way LoadCredential= hands them
+# over: 0400 copies in $CREDENTIALS_DIRECTORY, named credential:NAME.
+CRED=$T/credentials; mkdir -p "$CRED"
+cp "$T/bind.password" "$T/hub.token" "$T/server.key" "$CRED/"; chmod 0400 "$CRED"/*; chmod 0500 "$CRED"
+sed -e 's|^bind_password_file = .*|bind_password_file = credential:bind.password|' \
+    -e 's|^token_file = .*|token_file = credential:hub.token|' \
+    -e 's|^key_file = .*|key_file = credential:server.key|' "$T/agent.ini" >"$T/agent-cred.ini"
+out=$("$BUILD/dirbridge" -n -c "$T/agent-cred.ini" 2>&1); rc=$?
+check_eq "credential:NAME without \$CREDENTIALS_DIRECTORY: -n exits 2" "$rc" 2
+check_match "... and names the LoadCredential= line to add" "$out" 'LoadCredential=hub\.token:'
+check_match "credentials: -n accepts the 0400 copies" \
+  "$(CREDENTIALS_DIRECTORY=$CRED "$BUILD/dirbridge" -n -c "$T/agent-cred.ini" 2>&1)" 'configuration ok'
+
 # A watchdog meant for another process (WATCHDOG_PID not ours) is not pinged.
 : >"$NLOG"
-NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=$WD_USEC WATCHDOG_PID=1 "$BUILD/dirbridge" -c "$T/agent.ini" \
-  >"$T/agent2.log" 2>&1 &
+NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=$WD_USEC WATCHDOG_PID=1 CREDENTIALS_DIRECTORY=$CRED \
+  "$BUILD/dirbridge" -c "$T/agent-cred.ini" >"$T/agent2.log" 2>&1 &
 AGENT_PID=$!; bg_track "$AGENT_PID"
 if wait_msg '^READY=1'; then
   sleep 1.5
   check_eq "WATCHDOG_PID of another process: no WATCHDOG=1" "$(msgs | grep -c '^WATCHDOG=1$')" 0
+  # The hub accepted the credential token, the front serves the credential
+  # key, and the directory bind used the credential password.
+  for i in $(seq 100); do grep -q 'hub: connected to' "$T/agent2.log" && break; sleep 0.1; done
+  check_match "credentials: the hub accepts the token" "$(grep 'hub: connected to' "$T/agent2.log")" 'connected'
+  check "credentials: the front serves with the key" bash -c "echo | timeout 10 gnutls-cli --x509cafile '$CA' -p $P 127.0.0.1 >/dev/null 2>&1"
+  r=$(api POST /v1/authenticate '{"username":"alice","password":"Passw0rd!"}')
+  check_match "credentials: the service account binds (alice signs in through the hub)" "$r" '^200 .*"ok": *true'
 else
   fail "second agent: no READY=1: $(tail -3 "$T/agent2.log" | tr '\n' ' ')"
 fi
