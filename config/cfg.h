@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "log/log.h"
 
@@ -149,6 +150,14 @@ int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, siz
  */
 #define CFG_CREDENTIAL_PREFIX "credential:"
 int cfg_credential_path(const char *value, char **path, char *errbuf, size_t errlen);
+/*
+ * Whether MODE (from fstat of PATH) keeps a secret private: no group or other
+ * bit, except that a file directly in $CREDENTIALS_DIRECTORY, when that
+ * directory has no other bits, may show group read: systemd writes credentials
+ * 0400 and grants the service's user read access with a POSIX ACL, whose mask
+ * stat reports in the group bits (0440) though no group may read the file.
+ */
+bool cfg_secret_mode_ok(const char *path, mode_t mode);
 void cfg_secret_free(char *secret, size_t len);
 
 /* secret.c: malloc and a free that wipes the whole block first (malloc_usable_size),

@@ -41,7 +41,7 @@ static bool file_ok(struct loader *L, const char *sec, const char *key, const ch
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		key_err(L, sec, key, "%s is not a regular file; name a file", path);
 		ok = false;
-	} else if (secret && (st.st_mode & 077)) {
+	} else if (secret && !cfg_secret_mode_ok(path, st.st_mode)) {
 		key_err(L, sec, key, "%s holds a secret but is accessible by group or others "
 			"(mode %04o); run chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
 		ok = false;

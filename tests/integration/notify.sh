@@ -107,16 +107,20 @@ check_nomatch "no ping after STOPPING=1" "$(sed -n '/^STOPPING=1$/,$p' <<<"$afte
 check_nomatch "nothing but pings before STOPPING=1" "$(sed '/^STOPPING=1$/,$d' <<<"$after")" '^[^W]'
 
 # The second run also takes its secrets the way LoadCredential= hands them
-# over: 0400 copies in $CREDENTIALS_DIRECTORY, named credential:NAME.
+# over: read-only copies in $CREDENTIALS_DIRECTORY, named credential:NAME.
+# systemd makes them 0400 and owned by the service's user where the file
+# system has no ACLs, else 0400 root's with a read ACL for the user, which
+# stat shows as 0440: the token gets that mode.
 CRED=$T/credentials; mkdir -p "$CRED"
-cp "$T/bind.password" "$T/hub.token" "$T/server.key" "$CRED/"; chmod 0400 "$CRED"/*; chmod 0500 "$CRED"
+cp "$T/bind.password" "$T/hub.token" "$T/server.key" "$CRED/"; chmod 0400 "$CRED"/*
+chmod 0440 "$CRED/hub.token"; chmod 0500 "$CRED"
 sed -e 's|^bind_password_file = .*|bind_password_file = credential:bind.password|' \
     -e 's|^token_file = .*|token_file = credential:hub.token|' \
     -e 's|^key_file = .*|key_file = credential:server.key|' "$T/agent.ini" >"$T/agent-cred.ini"
 out=$("$BUILD/dirbridge" -n -c "$T/agent-cred.ini" 2>&1); rc=$?
 check_eq "credential:NAME without \$CREDENTIALS_DIRECTORY: -n exits 2" "$rc" 2
 check_match "... and names the LoadCredential= line to add" "$out" 'LoadCredential=hub\.token:'
-check_match "credentials: -n accepts the 0400 copies" \
+check_match "credentials: -n accepts the 0400 and 0440 copies" \
   "$(CREDENTIALS_DIRECTORY=$CRED "$BUILD/dirbridge" -n -c "$T/agent-cred.ini" 2>&1)" 'configuration ok'
 
 # A watchdog meant for another process (WATCHDOG_PID not ours) is not pinged.

@@ -1131,12 +1131,50 @@ static void test_credentials(void **state)
 	assert_int_equal(cfg_credential_path("credential:..", &p, errbuf, sizeof errbuf), -EINVAL);
 	assert_null(p);
 
-	/* A credential readable by the group is refused like any secret file. */
-	snprintf(cmd, sizeof cmd, "chmod 0440 '%s/token'", creds);
+	/* 0440 is how stat shows systemd's 0400 file with a read ACL for the
+	 * service's user: accepted directly in the credentials directory. */
+	snprintf(cmd, sizeof cmd, "chmod 0500 '%s' && chmod 0440 '%s/token'", creds, creds);
 	assert_int_equal(system(cmd), 0);
 	snprintf(text, sizeof text, tmpl, "credential:bind.pw", "credential:key", "credential:token");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), 0);
+	cfg_free(c);
+	assert_int_equal(cfg_secret_read("credential:token", &s, &len, errbuf, sizeof errbuf), 0);
+	cfg_secret_free(s, len);
+	/* Any other bit, group write, or a directory others may enter: refused. */
+	snprintf(want, sizeof want, "%s/token", creds);
+	assert_true(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	assert_true(cfg_secret_mode_ok(want, S_IFREG | 0400));
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0444));
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0460));
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0450));
+	snprintf(cmd, sizeof cmd, "chmod 0444 '%s/token'", creds);
+	assert_int_equal(system(cmd), 0);
 	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
 	assert_error_at(17, "accessible by group or others");
+	snprintf(cmd, sizeof cmd, "chmod 0440 '%s/token' && chmod 0755 '%s'", creds, creds);
+	assert_int_equal(system(cmd), 0);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
+	assert_error_at(17, "accessible by group or others");
+	snprintf(cmd, sizeof cmd, "chmod 0500 '%s'", creds);
+	assert_int_equal(system(cmd), 0);
+	/* Only directly inside: not a sibling whose name starts the same, not a
+	 * subdirectory, not outside. */
+	snprintf(want, sizeof want, "%sX/token", creds);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	snprintf(want, sizeof want, "%s/sub/token", creds);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	snprintf(want, sizeof want, "%s/hub.token", dir);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	snprintf(want, sizeof want, "%s/", creds);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	/* A bare name next to the config gets no credential allowance. */
+	chmod_file("hub.token", 0640);
+	snprintf(text, sizeof text, tmpl, "bind.pw", "server.key", "hub.token");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
+	assert_error_at(17, "accessible by group or others");
+	chmod_file("hub.token", 0600);
+	snprintf(text, sizeof text, tmpl, "credential:bind.pw", "credential:key", "credential:token");
 
 	/* Outside systemd the value says what is missing and how to provide it. */
 	unsetenv("CREDENTIALS_DIRECTORY");
