@@ -129,7 +129,8 @@ static void agent_reload(struct agent *a)
 		a->reloads++;
 		log_msg(LOGL_INFO, "configuration reloaded");
 	}
-	agent_service_ready(rc < 0 ? "reload refused; serving with the previous configuration" : "running");
+	agent_service_ready(rc < 0 ? "reload refused; serving with the previous configuration"
+				   : "running");
 }
 
 static void on_close(uv_handle_t *h)
@@ -152,9 +153,7 @@ static void agent_stop(struct agent *a)
 	if (a->state == AGENT_STOPPING)
 		return;
 	set_state(a, AGENT_STOPPING);
-	agent_service_stopping();
-	agent_service_watchdog_stop(a->service);
-	a->service = NULL;
+	agent_service_stopping(&a->service);
 	log_msg(LOGL_INFO, "stopping");
 	/* The hub gets no new answers once we stop; requests it sent that are
 	 * still at the directory are completed (and discarded) by dir_close(). */
@@ -221,10 +220,10 @@ static int agent_start(struct agent *a)
 		log_msg(LOGL_ERROR, "cannot start the hub tunnel: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = drop_privileges(a->cfg)) < 0)
-		return rc;
 	if ((rc = agent_service_watchdog_start(&a->loop, &a->service)) < 0)
 		log_msg(LOGL_WARN, "cannot start the systemd watchdog timer: %s", uv_strerror(rc));
+	if ((rc = drop_privileges(a->cfg)) < 0)
+		return rc;
 	set_state(a, AGENT_RUNNING);
 	agent_service_ready("running");
 	log_msg(LOGL_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,

@@ -50,9 +50,21 @@ void agent_service_reloading(void)
 	notify(msg);
 }
 
-void agent_service_stopping(void)
+static void on_watchdog_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void agent_service_stopping(struct agent_service **s)
 {
 	notify("STOPPING=1");
+	/* systemd does not watch a stopping service; the bound on the shutdown
+	 * is TimeoutStopSec. */
+	if (*s) {
+		uv_timer_stop(&(*s)->watchdog);
+		uv_close((uv_handle_t *)&(*s)->watchdog, on_watchdog_closed);
+		*s = NULL;
+	}
 }
 
 static void on_watchdog(uv_timer_t *t)
@@ -92,17 +104,4 @@ int agent_service_watchdog_start(uv_loop_t *loop, struct agent_service **out)
 	log_msg(LOGL_DEBUG, "systemd watchdog: pinging every %" PRIu64 " ms", every_ms);
 	*out = s;
 	return 0;
-}
-
-static void on_watchdog_closed(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-void agent_service_watchdog_stop(struct agent_service *s)
-{
-	if (!s)
-		return;
-	uv_timer_stop(&s->watchdog);
-	uv_close((uv_handle_t *)&s->watchdog, on_watchdog_closed);
 }

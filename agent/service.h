@@ -18,8 +18,9 @@ void agent_service_ready(const char *status);
 /* RELOADING=1 with MONOTONIC_USEC, which Type=notify-reload (systemd 253 and
  * later) needs to match the message to the reload it asked for. */
 void agent_service_reloading(void);
-/* STOPPING=1: the agent has begun its bounded shutdown. */
-void agent_service_stopping(void);
+/* STOPPING=1: the agent has begun its bounded shutdown.  The watchdog *S (if
+ * any) stops and is freed, *S becomes NULL, so the loop can end. */
+void agent_service_stopping(struct agent_service **s);
 
 /*
  * Starts a timer on LOOP that sends WATCHDOG=1 at half the interval systemd
@@ -28,7 +29,5 @@ void agent_service_stopping(void);
  * NULL when no watchdog was asked for.  Returns 0, or a negative libuv error.
  */
 int agent_service_watchdog_start(uv_loop_t *loop, struct agent_service **out);
-/* Stops and frees S's timer (NULL is fine); the loop may then end. */
-void agent_service_watchdog_stop(struct agent_service *s);
 
 #endif
