@@ -43,7 +43,8 @@ void agent_service_reloading(void)
 	struct timespec ts;
 	char msg[64];
 
-	/* The clock is CLOCK_MONOTONIC, as sd_notify(3) specifies. */
+	/* systemd (Type=notify-reload) matches this timestamp against the time
+	 * it sent SIGHUP, so it must be the same clock, CLOCK_MONOTONIC. */
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
 		 (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
