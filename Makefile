@@ -77,7 +77,7 @@ FUZZ_TOOLS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out %/main.c,$(wildca
 
 # Objects of tools and tests are kept between builds, not removed as intermediates.
 .SECONDARY:
-.PHONY: all deps check demo bench clean asan fuzz fuzz-build fuzz-bins
+.PHONY: all deps check demo bench clean asan fuzz fuzz-build fuzz-bins deb
 all: $(PROGS) $(UNIT_BIN) $(TTOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -147,6 +147,12 @@ demo: deps all
 
 bench: deps all
 	tests/bench.sh $(BUILD)
+
+# build/dirbridge_VERSION_ARCH.deb from the programs of this build; see
+# docs/packaging.md.  DEB_VERSION is VERSION plus the Debian revision.
+DEB_VERSION ?= $(VERSION)-1
+deb: $(PROGS)
+	packaging/deb.sh $(BUILD) $(DEB_VERSION) $(PROGS)
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -12,11 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <systemd/sd-daemon.h>
-
 #include "agent/agent.h"
 #include "agent/https.h"
 #include "agent/login.h"
+#include "agent/service.h"
 #include "agent/tunnel.h"
 
 static void agent_set_state(struct agent *a, enum agent_state state)
@@ -111,7 +110,7 @@ static void agent_reload(struct agent *a)
 	FILE *errs = open_memstream(&text, &len);
 	int rc;
 
-	sd_notify(0, "RELOADING=1");
+	agent_service_reloading();
 	log_msg(LOGL_INFO, "reloading %s", a->cfg->path);
 	rc = cfg_load(a->cfg->path, CFG_NEED_ALL, &next, errs ? errs : stderr);
 	if (errs)
@@ -132,7 +131,8 @@ static void agent_reload(struct agent *a)
 		a->reloads++;
 		log_msg(LOGL_INFO, "configuration reloaded");
 	}
-	sd_notify(0, "READY=1");
+	agent_service_ready(rc < 0 ? "reload refused; serving with the previous configuration"
+				   : "running");
 }
 
 static void on_close(uv_handle_t *h)
@@ -155,7 +155,7 @@ static void agent_stop(struct agent *a)
 	if (a->state == AGENT_STOPPING)
 		return;
 	agent_set_state(a, AGENT_STOPPING);
-	sd_notify(0, "STOPPING=1");
+	agent_service_stopping(&a->service);
 	log_msg(LOGL_INFO, "stopping");
 	/* The hub gets no new answers once we stop; requests it sent that are
 	 * still at the directory are completed (and discarded) by dir_close(). */
@@ -252,10 +252,12 @@ static int agent_start(struct agent *a)
 		log_msg(LOGL_ERROR, "cannot start the hub tunnel: %s", strerror(-rc));
 		return rc;
 	}
+	if ((rc = agent_service_watchdog_start(&a->loop, &a->service)) < 0)
+		log_msg(LOGL_WARN, "cannot start the systemd watchdog timer: %s", uv_strerror(rc));
 	if ((rc = drop_privileges(a->cfg)) < 0)
 		return rc;
 	agent_set_state(a, AGENT_RUNNING);
-	sd_notify(0, "READY=1");
+	agent_service_ready("running");
 	log_msg(LOGL_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,
 		DIRBRIDGE_VERSION);
 	return 0;

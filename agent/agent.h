@@ -17,6 +17,7 @@
 
 struct https;
 struct agent_tunnel;
+struct agent_service;
 
 enum agent_state {
 	AGENT_NEW,		/* agent_run() has not begun starting parts */
@@ -34,6 +35,7 @@ struct agent {
 	struct dir *dir;	/* the directory on the current cfg */
 	struct https *https;	/* the front-facing server */
 	struct agent_tunnel *tunnel;	/* the link to the hub */
+	struct agent_service *service;	/* the systemd watchdog, when asked for */
 };
 
 /* Runs the agent on CFG (taking ownership) until SIGTERM or SIGINT.  Returns 0

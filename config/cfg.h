@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "log/log.h"
 
@@ -139,6 +140,24 @@ int cfg_hostport_parse(const char *text, uint16_t default_port, struct sockaddr_
  * which wipes it.  Returns 0 or a negative errno; ERRBUF gets a message.
  */
 int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen);
+/*
+ * systemd credentials (LoadCredential=NAME:PATH): a file value written
+ * "credential:NAME" names $CREDENTIALS_DIRECTORY/NAME.  Returns 1 with *PATH
+ * set (malloc'd) for such a value, 0 with *PATH NULL for any other value, or a
+ * negative errno with ERRBUF saying how to fix it (-ENOENT: the variable is
+ * not set; -EINVAL: NAME is not a file name).  cfg_secret_read() and the
+ * loader resolve values through it.
+ */
+#define CFG_CREDENTIAL_PREFIX "credential:"
+int cfg_credential_path(const char *value, char **path, char *errbuf, size_t errlen);
+/*
+ * Whether MODE (from fstat of PATH) keeps a secret private: no group or other
+ * bit, except that a file directly in $CREDENTIALS_DIRECTORY, when that
+ * directory has no other bits, may show group read: systemd writes credentials
+ * 0400 and grants the service's user read access with a POSIX ACL, whose mask
+ * stat reports in the group bits (0440) though no group may read the file.
+ */
+bool cfg_secret_mode_ok(const char *path, mode_t mode);
 void cfg_secret_free(char *secret, size_t len);
 
 /* secret.c: malloc and a free that wipes the whole block first (malloc_usable_size),

@@ -41,7 +41,7 @@ static bool file_ok(struct loader *L, const char *sec, const char *key, const ch
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		key_err(L, sec, key, "%s is not a regular file; name a file", path);
 		ok = false;
-	} else if (secret && (st.st_mode & 077)) {
+	} else if (secret && !cfg_secret_mode_ok(path, st.st_mode)) {
 		key_err(L, sec, key, "%s holds a secret but is accessible by group or others "
 			"(mode %04o); run chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
 		ok = false;
@@ -59,12 +59,21 @@ char *cfg_get_file(struct loader *L, const char *sec, const char *key, bool requ
 		   bool secret, bool *ok)
 {
 	const char *v = required ? cfg_need(L, sec, key, "/path/to/file") : cfg_raw(L, sec, key);
-	char *path;
+	char *path, errbuf[512];
+	int rc;
 
 	*ok = false;
 	if (!v)
 		return NULL;
-	if (v[0] != '/' && L->dir) {
+	if ((rc = cfg_credential_path(v, &path, errbuf, sizeof errbuf)) < 0) {
+		if (rc == -ENOMEM)
+			L->oom = true;
+		else
+			key_err(L, sec, key, "%s", errbuf);
+		return NULL;
+	} else if (rc > 0) {
+		/* Already absolute: $CREDENTIALS_DIRECTORY/NAME. */
+	} else if (v[0] != '/' && L->dir) {
 		if (asprintf(&path, "%s/%s", L->dir, v) < 0) {
 			L->oom = true;
 			return NULL;

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,15 +41,49 @@ static size_t secret_map_size(void)
 	return (SECRET_MAX + 1 + page - 1) / page * page;
 }
 
-int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen)
+/*
+ * The explicit prefix, rather than any bare name, because a bare name already
+ * means a file next to the configuration: a credential must never silently
+ * shadow one, nor go missing unnoticed outside systemd.
+ */
+int cfg_credential_path(const char *value, char **path, char *errbuf, size_t errlen)
+{
+	const size_t plen = sizeof CFG_CREDENTIAL_PREFIX - 1;
+	const char *name, *dir;
+
+	*path = NULL;
+	if (strncmp(value, CFG_CREDENTIAL_PREFIX, plen) != 0)
+		return 0;
+	name = value + plen;
+	/* systemd's own rule for credential names: one file name, no directory. */
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") ||
+	    strlen(name) > NAME_MAX) {
+		snprintf(errbuf, errlen, "'%s' names no credential; write credential:NAME with the "
+			 "NAME of LoadCredential=NAME:PATH (a file name, no '/')", value);
+		return -EINVAL;
+	}
+	dir = getenv("CREDENTIALS_DIRECTORY");
+	if (!dir || dir[0] != '/') {
+		snprintf(errbuf, errlen, "%s needs $CREDENTIALS_DIRECTORY, which systemd sets only "
+			 "for a unit with LoadCredential=%s:/path/to/file; outside systemd, "
+			 "name the file itself", value, name);
+		return -ENOENT;
+	}
+	if (asprintf(path, "%s/%s", dir, name) < 0) {
+		*path = NULL;
+		snprintf(errbuf, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 1;
+}
+
+static int read_secret(const char *path, char **out, size_t *len, char *errbuf, size_t errlen)
 {
 	size_t size = secret_map_size(), got = 0, n;
 	struct stat st;
 	char *buf, *nl = NULL;
 	int fd, rc = 0;
 
-	*out = NULL;
-	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		rc = -errno;
@@ -60,7 +95,7 @@ int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, siz
 		close(fd);
 		return -EINVAL;
 	}
-	if (st.st_mode & 077) {
+	if (!cfg_secret_mode_ok(path, st.st_mode)) {
 		snprintf(errbuf, errlen, "%s holds a secret but is accessible by group or others "
 			 "(mode %04o); run chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
 		close(fd);
@@ -121,6 +156,48 @@ fail:
 	munlock(buf, size);
 	munmap(buf, size);
 	close(fd);
+	return rc;
+}
+
+bool cfg_secret_mode_ok(const char *path, mode_t mode)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY"), *name;
+	size_t n;
+	struct stat st;
+
+	if (!(mode & 077))
+		return true;
+	/* Beyond that only the ACL mask of a credential: group read, nothing else. */
+	if ((mode & 077) != 040 || !dir || dir[0] != '/')
+		return false;
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	/* Directly inside the directory: its name followed by '/', so a sibling
+	 * whose name merely starts the same (/run/credentials/a.serviceX) is not. */
+	if (strncmp(path, dir, n) != 0 || path[n] != '/')
+		return false;
+	name = path + n + 1;
+	if (!*name || strchr(name, '/'))
+		return false;
+	/* systemd keeps the directory closed to others; one that is not was not
+	 * made by systemd, and then the group bit means what it says. */
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && !(st.st_mode & 007);
+}
+
+int cfg_secret_read(const char *path, char **out, size_t *len, char *errbuf, size_t errlen)
+{
+	char *cred = NULL;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	/* The loader has resolved configured values already; a caller holding a
+	 * raw "credential:NAME" gets the same file. */
+	if ((rc = cfg_credential_path(path, &cred, errbuf, errlen)) < 0)
+		return rc;
+	rc = read_secret(cred ? cred : path, out, len, errbuf, errlen);
+	free(cred);
 	return rc;
 }
 

@@ -6,7 +6,8 @@ set -euo pipefail
 
 # Recommended packages are not installed (see below), so the ones the tests need
 # are named: samba-ad-provision holds the AD schema that `samba-tool domain
-# provision` reads.
+# provision` reads.  lintian and systemd (for systemd-analyze, never started
+# here) let tests/integration/deb.sh check the package and the unit's score.
 PKGS=(build-essential pkg-config
       libldap-dev libgnutls28-dev libuv1-dev libiniparser-dev libsasl2-dev
       libhttp-parser-dev libwslay-dev libjansson-dev libcmocka-dev libzip-dev libsystemd-dev
@@ -14,7 +15,8 @@ PKGS=(build-essential pkg-config
       clang libclang-rt-14-dev
       gnutls-bin openssl libnss3-tools curl bc jq python3 faketime
       slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules krb5-user winbind
-      chromium fonts-dejavu-core ca-certificates)
+      chromium fonts-dejavu-core ca-certificates
+      lintian systemd)
 GNUTLS_MIN=3.7.9-2+deb12u7
 
 missing=()

@@ -1073,6 +1073,118 @@ static void test_secret_refused(void **state)
 	assert_int_equal(read_secret(".", &s, &len, errbuf, sizeof errbuf), -EINVAL);
 }
 
+/*
+ * systemd credentials: "credential:NAME" is $CREDENTIALS_DIRECTORY/NAME, for
+ * any file key; systemd's 0400 files pass the private-file check; a bare name
+ * still means a file next to the config even when a credential shares it.
+ */
+static void test_credentials(void **state)
+{
+	static const char tmpl[] =
+		"[agent]\nname = t\n"
+		"[ldap]\nurl = ldaps://dc1.example.test\nca_file = ca.pem\n"
+		"bind_dn = CN=svc,CN=Users,DC=example,DC=test\n"
+		"bind_password_file = %s\nbase_dn = DC=example,DC=test\n"
+		"[https]\nlisten = 127.0.0.1:8443\npublic_url = https://agent.example.test:8443\n"
+		"cert_file = server.pem\nkey_file = %s\nclient_ca_file = ca.pem\n"
+		"[hub]\nurl = wss://hub.example.test:9443/agent/v1\ntoken_file = %s\nca_file = ca.pem\n";
+	char text[4096], creds[80], want[256], cmd[1024], errbuf[512], *s, *p;
+	struct cfg *c = NULL;
+	size_t len;
+
+	(void)state;
+	snprintf(creds, sizeof creds, "%s/creds", dir);
+	snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/server.key' '%s/key' && "
+		 "printf 'Cred-Bind-Pw\\n' >'%s/bind.pw' && printf 'credtoken\\n' >'%s/token' && "
+		 "chmod 0400 '%s'/*", creds, dir, creds, creds, creds, creds);
+	assert_int_equal(system(cmd), 0);
+	setenv("CREDENTIALS_DIRECTORY", creds, 1);
+
+	snprintf(text, sizeof text, tmpl, "credential:bind.pw", "credential:key", "credential:token");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), 0);
+	snprintf(want, sizeof want, "%s/bind.pw", creds);
+	assert_string_equal(c->ldap.bind_password_file, want);
+	snprintf(want, sizeof want, "%s/key", creds);
+	assert_string_equal(c->https.key_file, want);
+	assert_int_equal(cfg_secret_read(c->hub.token_file, &s, &len, errbuf, sizeof errbuf), 0);
+	assert_string_equal(s, "credtoken");
+	cfg_secret_free(s, len);
+	cfg_free(c);
+	/* A raw value read directly resolves the same way. */
+	assert_int_equal(cfg_secret_read("credential:bind.pw", &s, &len, errbuf, sizeof errbuf), 0);
+	assert_string_equal(s, "Cred-Bind-Pw");
+	cfg_secret_free(s, len);
+
+	/* A bare name is the file next to the config, not the credential. */
+	snprintf(text, sizeof text, tmpl, "bind.pw", "server.key", "hub.token");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), 0);
+	snprintf(want, sizeof want, "%s/bind.pw", dir);
+	assert_string_equal(c->ldap.bind_password_file, want);
+	cfg_free(c);
+	assert_int_equal(cfg_credential_path("/etc/dirbridge/hub.token", &p, errbuf, sizeof errbuf), 0);
+	assert_null(p);
+
+	/* Names that are not one file name. */
+	assert_int_equal(cfg_credential_path("credential:../bind.pw", &p, errbuf, sizeof errbuf), -EINVAL);
+	assert_non_null(strstr(errbuf, "LoadCredential=NAME:PATH"));
+	assert_int_equal(cfg_credential_path("credential:", &p, errbuf, sizeof errbuf), -EINVAL);
+	assert_int_equal(cfg_credential_path("credential:..", &p, errbuf, sizeof errbuf), -EINVAL);
+	assert_null(p);
+
+	/* 0440 is how stat shows systemd's 0400 file with a read ACL for the
+	 * service's user: accepted directly in the credentials directory. */
+	snprintf(cmd, sizeof cmd, "chmod 0500 '%s' && chmod 0440 '%s/token'", creds, creds);
+	assert_int_equal(system(cmd), 0);
+	snprintf(text, sizeof text, tmpl, "credential:bind.pw", "credential:key", "credential:token");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), 0);
+	cfg_free(c);
+	assert_int_equal(cfg_secret_read("credential:token", &s, &len, errbuf, sizeof errbuf), 0);
+	cfg_secret_free(s, len);
+	/* Any other bit, group write, or a directory others may enter: refused. */
+	snprintf(want, sizeof want, "%s/token", creds);
+	assert_true(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	assert_true(cfg_secret_mode_ok(want, S_IFREG | 0400));
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0444));
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0460));
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0450));
+	snprintf(cmd, sizeof cmd, "chmod 0444 '%s/token'", creds);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
+	assert_error_at(17, "accessible by group or others");
+	snprintf(cmd, sizeof cmd, "chmod 0440 '%s/token' && chmod 0755 '%s'", creds, creds);
+	assert_int_equal(system(cmd), 0);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
+	assert_error_at(17, "accessible by group or others");
+	snprintf(cmd, sizeof cmd, "chmod 0500 '%s'", creds);
+	assert_int_equal(system(cmd), 0);
+	/* Only directly inside: not a sibling whose name starts the same, not a
+	 * subdirectory, not outside. */
+	snprintf(want, sizeof want, "%sX/token", creds);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	snprintf(want, sizeof want, "%s/sub/token", creds);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	snprintf(want, sizeof want, "%s/hub.token", dir);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	snprintf(want, sizeof want, "%s/", creds);
+	assert_false(cfg_secret_mode_ok(want, S_IFREG | 0440));
+	/* A bare name next to the config gets no credential allowance. */
+	chmod_file("hub.token", 0640);
+	snprintf(text, sizeof text, tmpl, "bind.pw", "server.key", "hub.token");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
+	assert_error_at(17, "accessible by group or others");
+	chmod_file("hub.token", 0600);
+	snprintf(text, sizeof text, tmpl, "credential:bind.pw", "credential:key", "credential:token");
+
+	/* Outside systemd the value says what is missing and how to provide it. */
+	unsetenv("CREDENTIALS_DIRECTORY");
+	assert_int_equal(load(text, CFG_NEED_ALL, &c), -EINVAL);
+	assert_error_at(7, "needs $CREDENTIALS_DIRECTORY");
+	assert_errors_contain("LoadCredential=bind.pw:/path/to/file");
+	assert_int_equal(cfg_secret_read("credential:token", &s, &len, errbuf, sizeof errbuf), -ENOENT);
+	assert_null(s);
+}
+
 /* ---- tls checks directly ------------------------------------------------------ */
 
 static void test_tls_checks(void **state)
@@ -1174,6 +1286,7 @@ int main(void)
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_secret_read),
 		cmocka_unit_test(test_secret_refused),
+		cmocka_unit_test(test_credentials),
 		cmocka_unit_test(test_tls_checks),
 	};
 
