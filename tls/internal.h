@@ -78,6 +78,9 @@ struct tls_pki {
 	char *dir;
 	int lock_fd;
 	bool write;
+	/* A worker's handle (tls_pki_worker): own CA copies, no index, no lock;
+	 * it only makes certificates, which the owning handle records. */
+	bool worker;
 	gnutls_x509_crt_t ca;
 	gnutls_x509_privkey_t ca_xkey;
 	gnutls_privkey_t ca_key;

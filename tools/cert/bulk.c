@@ -104,7 +104,7 @@ int cmd_issue_bulk(const struct opts *o, char **users, size_t n)
 			goto undo;
 		}
 		if (tls_pki_password(pw, PASSWORD_LEN) < 0 ||
-		    tls_pki_issue(p, users[i], o->days_set ? o->days : 365, pw, &p12, &len,
+		    tls_pki_issue(p, users[i], o->days_set ? o->days : 365, pw, o->p12_format, &p12, &len,
 				  &recs[i]) < 0) {
 			explicit_bzero(pw, sizeof pw);
 			die(EXIT_RUNTIME, "%s: %s", users[i], tls_pki_error(p));
