@@ -8,7 +8,8 @@
  *   session.c  — sessions (client and server), transports, verification
  *   server.c   — the front-facing server credentials and client-cert checks
  *   certname.c — the checks on one client certificate alone (pure, on DER)
- *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
+ *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert); the CRL is
+ *                built with libtasn1 from tls/pkix_crl.asn (pki_crl.c)
  *   pki_user.c — how dirbridge-cert compares user names
  *   hub.c      — the reference hub's agent endpoint (dirbridge-hub)
  *   check.c    — configuration checks on certificate, key, CA and CRL files
