@@ -12,7 +12,7 @@ FUZZ_S ?= 60
 VERSION := 0.1.0
 
 # Every dependency through pkg-config; Debian ships these three without a .pc file.
-PKGS      := ldap lber gnutls libuv jansson libsasl2 libzip libsystemd
+PKGS      := ldap lber gnutls libtasn1 libuv jansson libsasl2 libzip libsystemd
 NOPC_LIBS := -liniparser -lhttp_parser -lwslay
 NOPC_INC  := -I/usr/include/iniparser
 

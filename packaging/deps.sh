@@ -11,6 +11,7 @@ set -euo pipefail
 PKGS=(build-essential pkg-config
       libldap-dev libgnutls28-dev libuv1-dev libiniparser-dev libsasl2-dev
       libhttp-parser-dev libwslay-dev libjansson-dev libcmocka-dev libzip-dev libsystemd-dev
+      libtasn1-6-dev libtasn1-bin
       libsasl2-modules libsasl2-modules-gssapi-mit
       clang libclang-rt-14-dev
       gnutls-bin openssl libnss3-tools curl bc jq python3 faketime

@@ -8,6 +8,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <libtasn1.h>
 
 #include "tls/tls.h"
 
@@ -77,6 +78,9 @@ struct tls_pki {
 	char *dir;
 	int lock_fd;
 	bool write;
+	/* A worker's handle (tls_pki_worker): own CA copies, no index, no lock;
+	 * it only makes certificates, which the owning handle records. */
+	bool worker;
 	gnutls_x509_crt_t ca;
 	gnutls_x509_privkey_t ca_xkey;
 	gnutls_privkey_t ca_key;
@@ -102,5 +106,9 @@ int tls_pki_index_save(struct tls_pki *p);
 /* EXP(OBJ) in PEM into OUT (gnutls_free it); EXP is a gnutls_*_export2 wrapper. */
 int tls_pki_export_pem(struct tls_pki *p, int (*exp)(void *, gnutls_x509_crt_fmt_t, gnutls_datum_t *),
 		       void *obj, gnutls_datum_t *out);
+
+/* ---- pki_crl.c: the CRL is built with libtasn1 from tls/pkix_crl.asn ---- */
+/* The module compiled by asn1Parser (tls/pkix_crl_asn1.c, generated). */
+extern const asn1_static_node pkix_crl_asn1_tab[];
 
 #endif

@@ -241,7 +241,7 @@ static int user_cert(struct tls_pki *p, const char *user, unsigned days, gnutls_
 	int rc;
 
 	*out = NULL;
-	if (!p->write)
+	if (!p->write && !p->worker)
 		return tls_pki_fail(p, TLS_E_CONFIG, "CA directory opened read-only");
 	if (days == 0 || days > 36500)
 		return tls_pki_fail(p, TLS_E_CONFIG, "--days must be 1..36500");
@@ -280,18 +280,27 @@ fail:
 	return rc;
 }
 
-/* PKCS#12: a PBES2/AES-256 encrypted bag with the certificate and the CA, a
- * shrouded key bag, both named USER and tied by the key id; SHA-256 MAC. */
+/* PKCS#12: an encrypted bag with the certificate and the CA, a shrouded key
+ * bag, both named USER and tied by the key id.  MODERN encrypts both with
+ * PBES2/AES-256 and MACs with SHA-256; COMPAT uses PKCS#12's own
+ * pbeWithSHAAnd3-KeyTripleDES-CBC and a SHA-1 MAC, the form `openssl pkcs12
+ * -legacy` writes, for the importers that refuse PBES2 (docs/certificates.md). */
 static int make_p12(struct tls_pki *p, const char *user, gnutls_x509_crt_t crt,
-		    gnutls_x509_privkey_t key, const char *password, gnutls_datum_t *out)
+		    gnutls_x509_privkey_t key, const char *password, enum tls_p12_format fmt,
+		    gnutls_datum_t *out)
 {
 	gnutls_pkcs12_t p12 = NULL;
 	gnutls_pkcs12_bag_t cbag = NULL, kbag = NULL;
 	unsigned char id[64];
 	size_t idlen = sizeof id;
 	gnutls_datum_t kid;
+	bool compat = fmt == TLS_P12_COMPAT;
+	unsigned enc = compat ? GNUTLS_PKCS_PKCS12_3DES : GNUTLS_PKCS_PBES2_AES_256;
+	gnutls_mac_algorithm_t mac = compat ? GNUTLS_MAC_SHA1 : GNUTLS_MAC_SHA256;
 	int rc, ci, ki, ai;
 
+	if (fmt != TLS_P12_MODERN && fmt != TLS_P12_COMPAT)
+		return tls_pki_fail(p, TLS_E_CONFIG, "unknown PKCS#12 format %d", (int)fmt);
 	if ((rc = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, id, &idlen)) < 0 ||
 	    (rc = gnutls_pkcs12_bag_init(&cbag)) < 0 || (rc = gnutls_pkcs12_bag_init(&kbag)) < 0 ||
 	    (rc = ci = gnutls_pkcs12_bag_set_crt(cbag, crt)) < 0 ||
@@ -301,14 +310,13 @@ static int make_p12(struct tls_pki *p, const char *user, gnutls_x509_crt_t crt,
 	kid.size = (unsigned)idlen;
 	if ((rc = gnutls_pkcs12_bag_set_friendly_name(cbag, (unsigned)ci, user)) < 0 ||
 	    (rc = gnutls_pkcs12_bag_set_key_id(cbag, (unsigned)ci, &kid)) < 0 ||
-	    (rc = gnutls_pkcs12_bag_encrypt(cbag, password, GNUTLS_PKCS_PBES2_AES_256)) < 0 ||
-	    (rc = ki = gnutls_pkcs12_bag_set_privkey(kbag, key, password,
-						     GNUTLS_PKCS_PBES2_AES_256)) < 0 ||
+	    (rc = gnutls_pkcs12_bag_encrypt(cbag, password, enc)) < 0 ||
+	    (rc = ki = gnutls_pkcs12_bag_set_privkey(kbag, key, password, enc)) < 0 ||
 	    (rc = gnutls_pkcs12_bag_set_friendly_name(kbag, (unsigned)ki, user)) < 0 ||
 	    (rc = gnutls_pkcs12_bag_set_key_id(kbag, (unsigned)ki, &kid)) < 0 ||
 	    (rc = gnutls_pkcs12_init(&p12)) < 0 || (rc = gnutls_pkcs12_set_bag(p12, cbag)) < 0 ||
 	    (rc = gnutls_pkcs12_set_bag(p12, kbag)) < 0 ||
-	    (rc = gnutls_pkcs12_generate_mac2(p12, GNUTLS_MAC_SHA256, password)) < 0 ||
+	    (rc = gnutls_pkcs12_generate_mac2(p12, mac, password)) < 0 ||
 	    (rc = gnutls_pkcs12_export2(p12, GNUTLS_X509_FMT_DER, out)) < 0)
 		goto gfail;
 	(void)ai;
@@ -323,15 +331,15 @@ out:
 	return rc;
 }
 
-int tls_pki_issue(struct tls_pki *p, const char *user, unsigned days, const char *password,
-		  unsigned char **p12, size_t *p12_len, struct tls_pki_cert *out)
+int tls_pki_make(struct tls_pki *p, const char *user, unsigned days, const char *password,
+		 enum tls_p12_format fmt, unsigned char **p12, size_t *p12_len,
+		 struct tls_pki_cert *out)
 {
 	gnutls_x509_privkey_t xkey = NULL;
 	gnutls_privkey_t key = NULL;
 	gnutls_pubkey_t pub = NULL;
 	gnutls_x509_crt_t crt = NULL;
 	gnutls_datum_t der = { NULL, 0 };
-	struct tls_pki_cert rec;
 	int rc;
 
 	*p12 = NULL;
@@ -340,28 +348,94 @@ int tls_pki_issue(struct tls_pki *p, const char *user, unsigned days, const char
 		return tls_pki_fail(p, TLS_E_CONFIG, "empty PKCS#12 password");
 	if ((rc = new_key(p, TLS_KEY_ECDSA, &xkey, &key, &pub)) < 0)
 		return rc;
-	if ((rc = user_cert(p, user, days, pub, &crt, &rec)) < 0 ||
-	    (rc = make_p12(p, user, crt, xkey, password, &der)) < 0 ||
-	    (rc = tls_pki_index_add(p, &rec)) < 0)
+	if ((rc = user_cert(p, user, days, pub, &crt, out)) < 0 ||
+	    (rc = make_p12(p, user, crt, xkey, password, fmt, &der)) < 0)
 		goto out;
 	/* Copied into malloc'd memory so the caller frees it like everything else. */
 	*p12 = malloc(der.size);
 	if (!*p12) {
-		p->n--;
 		rc = tls_pki_fail(p, TLS_E_NOMEM, "out of memory");
 		goto out;
 	}
 	memcpy(*p12, der.data, der.size);
 	*p12_len = der.size;
-	if (out)
-		*out = rec;
 out:
-	gnutls_free(der.data);
+	if (der.data) {
+		explicit_bzero(der.data, der.size);
+		gnutls_free(der.data);
+	}
 	gnutls_x509_crt_deinit(crt);
 	gnutls_pubkey_deinit(pub);
 	gnutls_privkey_deinit(key);
 	gnutls_x509_privkey_deinit(xkey);
 	return rc;
+}
+
+int tls_pki_record(struct tls_pki *p, const struct tls_pki_cert *rec)
+{
+	if (!p->write)
+		return tls_pki_fail(p, TLS_E_CONFIG, "CA directory opened read-only");
+	/* A worker drew the serial without seeing the index; 128 random bits
+	 * make a repeat all but impossible, but it must still never be recorded. */
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->certs[i].serial, rec->serial) == 0)
+			return tls_pki_fail(p, TLS_E_PROTO, "serial %s drawn twice; issue again",
+					    rec->serial);
+	return tls_pki_index_add(p, rec);
+}
+
+int tls_pki_issue(struct tls_pki *p, const char *user, unsigned days, const char *password,
+		  enum tls_p12_format fmt, unsigned char **p12, size_t *p12_len,
+		  struct tls_pki_cert *out)
+{
+	struct tls_pki_cert rec;
+	int rc;
+
+	if ((rc = tls_pki_make(p, user, days, password, fmt, p12, p12_len, &rec)) < 0)
+		return rc;
+	if ((rc = tls_pki_index_add(p, &rec)) < 0) {
+		explicit_bzero(*p12, *p12_len);
+		free(*p12);
+		*p12 = NULL;
+		*p12_len = 0;
+		return rc;
+	}
+	if (out)
+		*out = rec;
+	return 0;
+}
+
+int tls_pki_worker(struct tls_pki *p, struct tls_pki **out)
+{
+	struct tls_pki *w;
+	gnutls_datum_t der = { NULL, 0 };
+	int rc;
+
+	*out = NULL;
+	if (!p->write)
+		return tls_pki_fail(p, TLS_E_CONFIG, "CA directory opened read-only");
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return tls_pki_fail(p, TLS_E_NOMEM, "out of memory");
+	w->lock_fd = -1;
+	w->worker = true;
+	w->ca_not_after = p->ca_not_after;
+	/* Copies through DER and gnutls_x509_privkey_cpy: GnuTLS objects may be
+	 * used from several threads only when each thread has its own. */
+	if ((rc = gnutls_x509_crt_export2(p->ca, GNUTLS_X509_FMT_DER, &der)) < 0 ||
+	    (rc = gnutls_x509_crt_init(&w->ca)) < 0 ||
+	    (rc = gnutls_x509_crt_import(w->ca, &der, GNUTLS_X509_FMT_DER)) < 0 ||
+	    (rc = gnutls_x509_privkey_init(&w->ca_xkey)) < 0 ||
+	    (rc = gnutls_x509_privkey_cpy(w->ca_xkey, p->ca_xkey)) < 0 ||
+	    (rc = gnutls_privkey_init(&w->ca_key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509(w->ca_key, w->ca_xkey, 0)) < 0) {
+		gnutls_free(der.data);
+		tls_pki_close(w);
+		return tls_pki_gt_fail(p, rc, "CA copy for a worker");
+	}
+	gnutls_free(der.data);
+	*out = w;
+	return 0;
 }
 
 /* Whether a CSR's key is one we sign: the policy client certificates are held

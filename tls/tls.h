@@ -8,7 +8,8 @@
  *   session.c  — sessions (client and server), transports, verification
  *   server.c   — the front-facing server credentials and client-cert checks
  *   certname.c — the checks on one client certificate alone (pure, on DER)
- *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert)
+ *   pki.c      — CA, issuing, PKCS#12, CSR, CRL (dirbridge-cert); the CRL is
+ *                built with libtasn1 from tls/pkix_crl.asn (pki_crl.c)
  *   pki_user.c — how dirbridge-cert compares user names
  *   hub.c      — the reference hub's agent endpoint (dirbridge-hub)
  *   check.c    — configuration checks on certificate, key, CA and CRL files
@@ -211,11 +212,32 @@ int tls_pki_open(const char *dir, bool write, struct tls_pki **out, char *err, s
 void tls_pki_close(struct tls_pki *p);
 const char *tls_pki_error(const struct tls_pki *p);
 
+/* How a PKCS#12 bundle is protected.  MODERN: PBES2/AES-256 bags and a
+ * SHA-256 MAC.  COMPAT: pbeWithSHAAnd3-KeyTripleDES-CBC bags and a SHA-1 MAC,
+ * as `openssl pkcs12 -legacy` writes them, for macOS before Sonoma and older
+ * Windows, which are reported to refuse MODERN. */
+enum tls_p12_format { TLS_P12_MODERN = 0, TLS_P12_COMPAT };
+
 /* Issues a client certificate for USER with a new ECDSA P-256 key and returns
- * it as PKCS#12 (DER, malloc'd) protected by PASSWORD.  DAYS is capped at the
- * CA's own notAfter. */
+ * it as PKCS#12 (DER, malloc'd) protected by PASSWORD in format FMT.  DAYS is
+ * capped at the CA's own notAfter. */
 int tls_pki_issue(struct tls_pki *p, const char *user, unsigned days, const char *password,
-		  unsigned char **p12, size_t *p12_len, struct tls_pki_cert *out);
+		  enum tls_p12_format fmt, unsigned char **p12, size_t *p12_len,
+		  struct tls_pki_cert *out);
+/*
+ * Issuing from several threads (bulk issue).  tls_pki_worker() (on the thread
+ * that owns P, which must be open for writing) makes a handle holding its own
+ * copies of the CA certificate and key, with no index and no lock; one thread
+ * at a time may use it, with tls_pki_make() and tls_pki_error() only, and
+ * tls_pki_close() frees it.  tls_pki_make() is tls_pki_issue() without
+ * recording: the owning thread records *OUT with tls_pki_record(), which
+ * refuses a serial already in the index.  tls_pki_make() works on P too.
+ */
+int tls_pki_worker(struct tls_pki *p, struct tls_pki **out);
+int tls_pki_make(struct tls_pki *p, const char *user, unsigned days, const char *password,
+		 enum tls_p12_format fmt, unsigned char **p12, size_t *p12_len,
+		 struct tls_pki_cert *out);
+int tls_pki_record(struct tls_pki *p, const struct tls_pki_cert *rec);
 /* Checks a CSR (PEM or DER): self-signature, exactly one CN equal to USER by
  * tls_pki_user_eq, an RSA >= 2048 or EC P-256/P-384 key; issues with the issue
  * profile and CN=USER; *pem is malloc'd and NUL-terminated. */
@@ -229,7 +251,8 @@ int tls_pki_revoke_user(struct tls_pki *p, const char *user, int reason);
 /* Saves the index and, after revocations, crl.pem. */
 int tls_pki_commit(struct tls_pki *p);
 /* Signs a CRL with the next cRLNumber, nextUpdate now + 7 days; saves it as
- * crl.pem and the counter in the index; *pem is malloc'd. */
+ * crl.pem and the counter in the index; *pem is malloc'd.  Each entry carries
+ * its reasonCode extension, except reason unspecified (RFC 5280 5.3.1). */
 int tls_pki_crl(struct tls_pki *p, char **pem, size_t *len);
 /* A copy of the index in issue order, statuses computed for NOW; free(*out). */
 int tls_pki_list(const struct tls_pki *p, int64_t now, struct tls_pki_cert **out, size_t *n);

@@ -96,6 +96,8 @@ check_eq "fullwidth alice's certificate signs in" "$(page_kind "$(get_login 127.
 run "revoke alice" 0 "$C" revoke --dir ca --user alice --reason keyCompromise
 # The bulk one, ALICE's, fullwidth alice's and the signed CSR.
 check_match "revoke alice: every spelling" "$(cat "$T/revoke alice.out")" '^revoked 4 certificates'
+check_eq "CRL: the 4 entries carry reasonCode keyCompromise (openssl crl)" \
+  "$(openssl crl -in ca/crl.pem -noout -text | grep -c 'Key Compromise')" 4
 n=$(wc -l <"$T/agent.log")
 kill -HUP "$AGENT_PID"
 reloaded() { tail -n +"$((n + 1))" "$T/agent.log" | grep -q "certificates reloaded"; }

@@ -238,7 +238,7 @@ static void test_revoke_user_case(void **state)
 	assert_int_equal(tls_pki_init_ca(dir, "unit CA", 30, TLS_KEY_ECDSA, err, sizeof err), 0);
 	assert_int_equal(tls_pki_open(dir, true, &p, err, sizeof err), 0);
 	for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
-		assert_int_equal(tls_pki_issue(p, users[i], 10, "pw", &p12, &len, &rec), 0);
+		assert_int_equal(tls_pki_issue(p, users[i], 10, "pw", TLS_P12_MODERN, &p12, &len, &rec), 0);
 		assert_string_equal(rec.user, users[i]);
 		free(p12);
 	}

@@ -17,6 +17,7 @@ struct opts {
 	const char *dir, *cn, *user, *users, *out, *out_dir, *zip, *password_file;
 	const char *csr, *serial, *reason, *status, *config, *filter, *key_type;
 	unsigned days;
+	enum tls_p12_format p12_format;	/* --p12-format, default modern */
 	bool days_set, revoke_prior, from_ldap, json, all;
 };
 

@@ -25,8 +25,12 @@ static void usage(FILE *f)
 	      "  init-ca  --dir D --cn NAME [--days N] [--key-type ecdsa|rsa]\n"
 	      "  issue    --dir D --user NAME [--days N] [--revoke-prior] [--out FILE.p12]\n"
 	      "           [--password-file F] [-c agent.ini: issue to the directory's user]\n"
+	      "           [--p12-format modern|compat]\n"
 	      "  issue    --dir D (--users a,b,c [-c agent.ini] | --from-ldap -c agent.ini\n"
 	      "           [--filter F]) --out-dir DIR [--zip FILE] [--days N] [--revoke-prior]\n"
+	      "           [--p12-format modern|compat]\n"
+	      "  (--p12-format compat: 3DES and a SHA-1 MAC, for macOS before Sonoma and\n"
+	      "   older Windows; modern, the default: AES-256 and a SHA-256 MAC)\n"
 	      "  sign-csr --dir D --csr FILE --user NAME [--days N] --out FILE.pem [-c agent.ini]\n"
 	      "  revoke   --dir D (--serial HEX | --user NAME [-c agent.ini]) [--reason REASON]\n"
 	      "  crl      --dir D --out FILE\n"
@@ -186,8 +190,8 @@ static int cmd_issue_one(const struct opts *o)
 		rc = die(EXIT_RUNTIME, "%s", tls_pki_error(p));
 		goto out;
 	}
-	if (tls_pki_issue(p, o->user, o->days_set ? o->days : 365, pw ? pw : gen, &p12, &p12_len,
-			  &rec) < 0) {
+	if (tls_pki_issue(p, o->user, o->days_set ? o->days : 365, pw ? pw : gen, o->p12_format,
+			  &p12, &p12_len, &rec) < 0) {
 		rc = die(EXIT_RUNTIME, "%s", tls_pki_error(p));
 		goto out;
 	}
@@ -578,13 +582,14 @@ int main(int argc, char **argv)
 	enum {
 		O_DIR = 256, O_CN, O_DAYS, O_KEYTYPE, O_USER, O_USERS, O_OUT, O_OUTDIR, O_ZIP,
 		O_PWFILE, O_CSR, O_SERIAL, O_REASON, O_STATUS, O_FILTER, O_REVOKE_PRIOR,
-		O_FROM_LDAP, O_JSON, O_ALL, O_VERSION,
+		O_FROM_LDAP, O_JSON, O_ALL, O_VERSION, O_P12FMT,
 	};
 	static const struct option lopts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "cn", required_argument, NULL, O_CN },
 		{ "days", required_argument, NULL, O_DAYS },
 		{ "key-type", required_argument, NULL, O_KEYTYPE },
+		{ "p12-format", required_argument, NULL, O_P12FMT },
 		{ "user", required_argument, NULL, O_USER },
 		{ "users", required_argument, NULL, O_USERS },
 		{ "out", required_argument, NULL, O_OUT },
@@ -637,6 +642,14 @@ int main(int argc, char **argv)
 			break;
 		}
 		case O_KEYTYPE: o.key_type = optarg; break;
+		case O_P12FMT:
+			if (strcmp(optarg, "modern") == 0)
+				o.p12_format = TLS_P12_MODERN;
+			else if (strcmp(optarg, "compat") == 0)
+				o.p12_format = TLS_P12_COMPAT;
+			else
+				return die(EXIT_USAGE, "--p12-format must be modern or compat");
+			break;
 		case O_USER: o.user = optarg; break;
 		case O_USERS: o.users = optarg; break;
 		case O_OUT: o.out = optarg; break;
