@@ -99,6 +99,7 @@ static int agent_apply(struct agent *a, struct cfg *next)
 	dir_close(a->dir, free_cfg, prev);
 	a->dir = dir;
 	log_set_level(next->agent.log_level);
+	log_set_format(next->agent.log_format);
 	a->cfg = next;
 	return 0;
 }

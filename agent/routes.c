@@ -387,10 +387,23 @@ static void route_healthz(struct conn *c)
 	free(s);
 }
 
+/* /metrics says how many logins fail and which directory server is in use, so
+ * only peers in metrics_ranges may read it: by their TCP address, as for the
+ * certificate ranges, never by a forwarding header. */
 static void route_metrics(struct conn *c)
 {
+	const struct cfg *cfg = c->srv->cfg;
+	struct sockaddr_storage ss;
 	struct buf b = { 0 };
 
+	if (net_stream_peer_addr(c->ns, &ss) < 0 ||
+	    !cfg_ranges_match(cfg->https.metrics_ranges, cfg->https.n_metrics_ranges,
+			      (const struct sockaddr *)&ss)) {
+		log_msg(LOGL_INFO, "https: %s: /metrics refused: the address is outside "
+			"metrics_ranges", c->peer);
+		respond_text(c, 403, "forbidden\n");
+		return;
+	}
 	https_guard_metrics(c->srv);
 	if (metrics_render(&b, &c->srv->m) < 0 || !b.p) {
 		buf_wipe(&b);
