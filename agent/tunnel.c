@@ -34,10 +34,12 @@
 #define RESPONSE_MAX	(16u << 10)
 #define CLOSING_MS	3000
 
-static const char *const state_names[] = {
+const char *const agent_tunnel_state_names[AGENT_TUNNEL_STATES] = {
 	"new", "resolving", "connecting", "tls-handshake", "upgrading", "open", "closing",
 	"backoff", "stopped",
 };
+_Static_assert(T_STOPPED + 1 == AGENT_TUNNEL_STATES, "a name for every tunnel state");
+#define state_names agent_tunnel_state_names
 
 static const char *const resp_headers[R_N] = { "upgrade", "connection", "sec-websocket-accept" };
 
@@ -220,6 +222,10 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 		 * for them are told now rather than at the timeout. */
 		calls_fail_all(&t->calls);
 	}
+	if (st == T_RESOLVING)
+		t->dials++;
+	else if (st == T_OPEN)
+		t->opens++;
 	switch (st) {
 	case T_RESOLVING:
 		if (parse_url(t) < 0) {
@@ -695,6 +701,15 @@ void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *ar
 	t->done = done;
 	t->done_arg = arg;
 	tun_set_state(t, T_STOPPED);
+}
+
+void agent_tunnel_stats(const struct agent_tunnel *t, struct agent_tunnel_stats *out)
+{
+	out->state = state_names[t->state];
+	out->opens = t->opens;
+	out->reconnects = t->dials > 1 ? t->dials - 1 : 0;
+	out->busy = t->busy;
+	out->inflight = t->inflight;
 }
 
 bool agent_tunnel_connected(const struct agent_tunnel *t)
