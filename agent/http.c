@@ -469,7 +469,7 @@ static int render_hub(struct buf *b, const struct agent_tunnel_stats *t)
 	for (unsigned i = 0; i < AGENT_TUNNEL_STATES && ret == 0; i++)
 		ret = buf_printf(b, "dirbridge_hub_link_state{state=\"%s\"} %d\n",
 				 agent_tunnel_state_names[i],
-				 strcmp(agent_tunnel_state_names[i], t->state) == 0 ? 1 : 0);
+				 strcmp(agent_tunnel_state_names[i], t->state_name) == 0 ? 1 : 0);
 	if (ret == 0)
 		ret = buf_printf(b,
 			"# HELP dirbridge_hub_link_opens_total Links to the hub that opened.\n"

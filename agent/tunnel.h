@@ -45,7 +45,7 @@ void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, str
 void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *arg);
 /* The link's counters since the tunnel started, for /metrics. */
 struct agent_tunnel_stats {
-	const char *state;	/* one of agent_tunnel_state_names */
+	const char *state_name;	/* one of agent_tunnel_state_names */
 	uint64_t opens;		/* links that reached open */
 	uint64_t reconnects;	/* dials after the first */
 	uint64_t busy;		/* hub requests refused with "busy" (TUNNEL_MAX_INFLIGHT) */

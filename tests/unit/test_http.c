@@ -176,7 +176,7 @@ static void test_metrics_full(void **state)
 		{ .name = "ldaps://dc1\\x\"y\nz", .in_use = true },
 		{ .name = "ldaps://dc2", .down = true, .conn_failures = 4 },
 	};
-	struct agent_tunnel_stats hub = { .state = "open", .opens = 3, .reconnects = 2,
+	struct agent_tunnel_stats hub = { .state_name = "open", .opens = 3, .reconnects = 2,
 					  .busy = 5, .inflight = 1 };
 	struct tls_server_expiry e = { .cert_not_after = 1000000 + 30 * 86400, .n_cas = 1,
 				       .crl_next_update = 1000000 - 86400 / 2 };
