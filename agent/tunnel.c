@@ -208,7 +208,8 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 
 	if (old == T_STOPPED)
 		return;
-	log_msg(LOGL_DEBUG, "hub: tunnel %s -> %s", agent_tunnel_state_names[old], agent_tunnel_state_names[st]);
+	log_msg(LOGL_DEBUG, "hub: tunnel %s -> %s", agent_tunnel_state_names[old],
+		agent_tunnel_state_names[st]);
 	t->state = st;
 	if (old == T_OPEN && st != T_OPEN && st != T_STOPPED) {
 		uint64_t up = uv_now(t->loop) - t->open_ms;
