@@ -106,6 +106,7 @@ static char *json_line(enum log_level level, const char *msg, size_t *len)
 	struct timespec now;
 	struct tm tm;
 	json_t *o, *m;
+	json_free_t jfree;
 	char *s, *line = NULL;
 
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -128,7 +129,9 @@ static char *json_line(enum log_level level, const char *msg, size_t *len)
 			line[(*len)++] = '\n';
 			line[*len] = '\0';
 		}
-		free(s);
+		/* json_dumps() allocates with jansson's allocator, whichever main() set. */
+		json_get_alloc_funcs(NULL, &jfree);
+		jfree(s);
 	}
 	return line;
 }
