@@ -188,5 +188,63 @@ PY
 )" ok
 check_match "the listening line is in the JSON log" "$(cat "$T/agent.log")" '"level":"info","program":"dirbridge","msg":"https: listening'
 
+# ---- a reload brings the new certificate's days (srv1 has 30)
+cp "$PKI/srv1.chain.pem" "$T/server.pem"; cp "$PKI/srv1.key" "$T/server.key"
+kill -HUP "$AGENT_PID"
+for i in $(seq 50); do grep -q 'https: certificates reloaded' "$T/agent.log" && break; sleep 0.1; done
+scrape "$T/m2" >/dev/null
+d=$(val "$T/m2" 'dirbridge_front_certificate_expiry_days')
+check "after a reload to a 30-day certificate: about 30 days left (got $d)" in_range "$d" 29.95 30.01
 stop_agent "$T/agent.log"
+
+# ---- failover: the first server is a TCP relay to slapd that is then killed
+cat >"$T/relay.py" <<'PY'
+import socket, sys, threading
+lsn = socket.socket(); lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lsn.bind(("127.0.0.1", 0)); lsn.listen(16)
+print(lsn.getsockname()[1], flush=True)
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+while True:
+    c, _ = lsn.accept()
+    u = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+PY
+python3 -u "$T/relay.py" "$SLAPD_PORT" >"$T/relay.port" 2>"$T/relay.log" &
+RELAY_PID=$!; bg_track $RELAY_PID
+for i in $(seq 50); do [ -s "$T/relay.port" ] && break; sleep 0.1; done
+RP=$(head -1 "$T/relay.port"); RELAY="ldap://127.0.0.1:$RP"
+P=$(free_port); U=https://127.0.0.1:$P
+write_config "$T/agent2.ini" "127.0.0.1:$P" "127.0.0.1/32" "$PKI/ca.crl" \
+  "ldap.url=$RELAY $SRV" https.metrics_ranges=127.0.0.1/32
+start_agent "$T/agent2.ini" "$T/agent2.log" || { fail "second agent starts"; finish; exit; }
+for i in $(seq 50); do grep -q 'service connection .* -> ready' "$T/agent2.log" && break; sleep 0.1; done
+scrape "$T/f0" >/dev/null
+check_eq "first server (the relay) in use" "$(val "$T/f0" "dirbridge_directory_server_in_use{server=$RELAY}")" 1
+check_eq "second server (slapd) not in use" "$(val "$T/f0" "dirbridge_directory_server_in_use{server=$SRV}")" 0
+kill "$RELAY_PID"; wait "$RELAY_PID" 2>/dev/null
+for i in $(seq 100); do grep -q 'failing over to' "$T/agent2.log" && break; sleep 0.1; done
+S=$(new_session); csrf=$(form_csrf "$S")
+check_eq "a password login after the failover: 200" "$(post "$S" "$csrf" alice 'Passw0rd!')" 200
+scrape "$T/f1" >/dev/null
+check_eq "one failover" "$(val "$T/f1" 'dirbridge_directory_failovers_total')" 1
+check_eq "the relay no longer in use" "$(val "$T/f1" "dirbridge_directory_server_in_use{server=$RELAY}")" 0
+check_eq "slapd in use" "$(val "$T/f1" "dirbridge_directory_server_in_use{server=$SRV}")" 1
+check_match "the relay's lost connections counted" \
+  "$(val "$T/f1" "dirbridge_directory_connection_failures_total{server=$RELAY}")" '^[1-9][0-9]*$'
+check_eq "the login's bind went to slapd" \
+  "$(val "$T/f1" "dirbridge_directory_operation_duration_seconds_count{server=$SRV,operation=bind}")" 1
+check_eq "text logs by default" "$(head -1 "$T/agent2.log" | cut -c1-11)" "dirbridge: "
+stop_agent "$T/agent2.log"
 finish
