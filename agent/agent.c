@@ -98,6 +98,7 @@ static int agent_apply(struct agent *a, struct cfg *next)
 	dir_close(a->dir, free_cfg, prev);
 	a->dir = dir;
 	log_set_level(next->agent.log_level);
+	log_set_format(next->agent.log_format);
 	a->cfg = next;
 	return 0;
 }
@@ -217,12 +218,23 @@ static bool hook_hub_connected(void *arg)
 	return agent_tunnel_connected(a->tunnel);
 }
 
+static bool hook_hub_stats(void *arg, struct agent_tunnel_stats *out)
+{
+	struct agent *a = arg;
+
+	if (!a->tunnel)
+		return false;
+	agent_tunnel_stats(a->tunnel, out);
+	return true;
+}
+
 static int agent_start(struct agent *a)
 {
 	const struct https_hooks hooks = {
 		.check_session = hook_check_session,
 		.report_login = hook_report_login,
 		.hub_connected = hook_hub_connected,
+		.hub_stats = hook_hub_stats,
 		.arg = a,
 	};
 	size_t max_conns;

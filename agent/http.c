@@ -250,7 +250,7 @@ unsigned metrics_status_slot(unsigned status)
 	return M_STATUS_MAX - 1;
 }
 
-int metrics_render(struct buf *b, const struct https_metrics *m)
+static int render_front(struct buf *b, const struct https_metrics *m)
 {
 	unsigned r, s;
 	int ret;
@@ -307,5 +307,231 @@ int metrics_render(struct buf *b, const struct https_metrics *m)
 			(unsigned long long)m->open_conns, (unsigned long long)m->logins_pw_throttled,
 			(unsigned long long)m->guard_refused, (unsigned long long)m->guard_hidden,
 			(unsigned long long)m->ip_keys);
+	return ret;
+}
+
+int buf_label(struct buf *b, const char *text)
+{
+	int ret = 0;
+
+	for (; *text && ret == 0; text++) {
+		switch (*text) {
+		case '\\':
+			ret = buf_add(b, "\\\\", 2);
+			break;
+		case '"':
+			ret = buf_add(b, "\\\"", 2);
+			break;
+		case '\n':
+			ret = buf_add(b, "\\n", 2);
+			break;
+		default:
+			ret = buf_add(b, text, 1);
+			break;
+		}
+	}
+	return ret;
+}
+
+static int head(struct buf *b, const char *name, const char *type, const char *help)
+{
+	return buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* NAME{server="URL"[,operation="OP"]} with the URL escaped: it is config input. */
+static int server_series(struct buf *b, const char *name, const char *server, const char *op)
+{
+	int ret = buf_printf(b, "%s{server=\"", name);
+
+	if (ret == 0)
+		ret = buf_label(b, server);
+	if (ret == 0 && op)
+		ret = buf_printf(b, "\",operation=\"%s", op);
+	return ret == 0 ? buf_add(b, "\"}", 2) : ret;
+}
+
+static int render_tls(struct buf *b, const struct https_metrics *m)
+{
+	int ret = head(b, "dirbridge_tls_handshake_failures_total", "counter",
+		       "Failed TLS handshakes on the front by reason.");
+
+	for (unsigned i = 0; i < TLS_FAIL_COUNT && ret == 0; i++)
+		ret = buf_printf(b, "dirbridge_tls_handshake_failures_total{reason=\"%s\"} %llu\n",
+				 tls_fail_names[i], (unsigned long long)m->handshake_fail_by[i]);
+	if (ret == 0)
+		ret = buf_printf(b, "# HELP dirbridge_http_connections_accepted_total Front connections accepted.\n"
+				 "# TYPE dirbridge_http_connections_accepted_total counter\n"
+				 "dirbridge_http_connections_accepted_total %llu\n",
+				 (unsigned long long)m->accepted);
+	return ret;
+}
+
+static int render_histogram(struct buf *b, const struct dir_server_stats *sv, size_t n)
+{
+	static const char name[] = "dirbridge_directory_operation_duration_seconds";
+	int ret = head(b, name, "histogram", "Directory operations by server and kind, "
+		       "from sending to the final answer.");
+
+	for (size_t i = 0; i < n && ret == 0; i++)
+		for (unsigned op = 0; op < DIR_OP_COUNT && ret == 0; op++) {
+			const struct dir_op_stats *o = &sv[i].op[op];
+			uint64_t cum = 0;
+
+			for (unsigned k = 0; k <= DIR_LATENCY_BUCKETS && ret == 0; k++) {
+				cum += o->bucket[k];
+				ret = buf_printf(b, "%s_bucket{server=\"", name);
+				if (ret == 0)
+					ret = buf_label(b, sv[i].name);
+				if (ret == 0 && k < DIR_LATENCY_BUCKETS)
+					ret = buf_printf(b, "\",operation=\"%s\",le=\"%g\"} %llu\n",
+							 dir_op_names[op], dir_latency_bounds[k],
+							 (unsigned long long)cum);
+				else if (ret == 0)
+					ret = buf_printf(b, "\",operation=\"%s\",le=\"+Inf\"} %llu\n",
+							 dir_op_names[op], (unsigned long long)cum);
+			}
+			if (ret == 0)
+				ret = server_series(b, "dirbridge_directory_operation_duration_seconds_sum",
+						    sv[i].name, dir_op_names[op]);
+			if (ret == 0)
+				ret = buf_printf(b, " %.6f\n", (double)o->sum_us / 1e6);
+			if (ret == 0)
+				ret = server_series(b, "dirbridge_directory_operation_duration_seconds_count",
+						    sv[i].name, dir_op_names[op]);
+			if (ret == 0)
+				ret = buf_printf(b, " %llu\n", (unsigned long long)o->count);
+		}
+	return ret;
+}
+
+static int render_dir(struct buf *b, const struct metrics_view *v)
+{
+	const struct dir_server_stats *sv = v->servers;
+	int ret = render_histogram(b, sv, v->n_servers);
+
+	if (ret == 0)
+		ret = head(b, "dirbridge_directory_errors_total", "counter",
+			   "Directory answers other than success (a refused user password is not one).");
+	for (size_t i = 0; i < v->n_servers && ret == 0; i++)
+		for (unsigned op = 0; op < DIR_OP_COUNT && ret == 0; op++) {
+			ret = server_series(b, "dirbridge_directory_errors_total", sv[i].name,
+					    dir_op_names[op]);
+			if (ret == 0)
+				ret = buf_printf(b, " %llu\n", (unsigned long long)sv[i].op[op].errors);
+		}
+	if (ret == 0)
+		ret = head(b, "dirbridge_directory_connection_failures_total", "counter",
+			   "Directory connections lost or refused, by server.");
+	for (size_t i = 0; i < v->n_servers && ret == 0; i++) {
+		ret = server_series(b, "dirbridge_directory_connection_failures_total", sv[i].name, NULL);
+		if (ret == 0)
+			ret = buf_printf(b, " %llu\n", (unsigned long long)sv[i].conn_failures);
+	}
+	if (ret == 0)
+		ret = head(b, "dirbridge_directory_server_in_use", "gauge",
+			   "1 for the server the service connections use, else 0.");
+	for (size_t i = 0; i < v->n_servers && ret == 0; i++) {
+		ret = server_series(b, "dirbridge_directory_server_in_use", sv[i].name, NULL);
+		if (ret == 0)
+			ret = buf_printf(b, " %d\n", sv[i].in_use ? 1 : 0);
+	}
+	if (ret == 0)
+		ret = head(b, "dirbridge_directory_server_up", "gauge",
+			   "0 while a server is marked down (waiting to be retried), else 1.");
+	for (size_t i = 0; i < v->n_servers && ret == 0; i++) {
+		ret = server_series(b, "dirbridge_directory_server_up", sv[i].name, NULL);
+		if (ret == 0)
+			ret = buf_printf(b, " %d\n", sv[i].down ? 0 : 1);
+	}
+	if (ret == 0 && v->dir)
+		ret = buf_printf(b,
+			"# HELP dirbridge_directory_failovers_total Moves of the service pool to a less preferred server.\n"
+			"# TYPE dirbridge_directory_failovers_total counter\n"
+			"dirbridge_directory_failovers_total %llu\n"
+			"# HELP dirbridge_directory_timeouts_total Directory requests that ran out of timeout_ms.\n"
+			"# TYPE dirbridge_directory_timeouts_total counter\n"
+			"dirbridge_directory_timeouts_total %llu\n"
+			"# HELP dirbridge_directory_user_binds_total User binds sent, and those on a kept connection.\n"
+			"# TYPE dirbridge_directory_user_binds_total counter\n"
+			"dirbridge_directory_user_binds_total{connection=\"any\"} %llu\n"
+			"dirbridge_directory_user_binds_total{connection=\"kept\"} %llu\n",
+			(unsigned long long)v->dir->failovers, (unsigned long long)v->dir->timeouts,
+			(unsigned long long)v->dir->user_binds,
+			(unsigned long long)v->dir->user_binds_reused);
+	return ret;
+}
+
+static int render_hub(struct buf *b, const struct agent_tunnel_stats *t)
+{
+	int ret = head(b, "dirbridge_hub_link_state", "gauge",
+		       "1 for the state the link to the hub is in, else 0.");
+
+	for (unsigned i = 0; i < AGENT_TUNNEL_STATES && ret == 0; i++)
+		ret = buf_printf(b, "dirbridge_hub_link_state{state=\"%s\"} %d\n",
+				 agent_tunnel_state_names[i],
+				 strcmp(agent_tunnel_state_names[i], t->state_name) == 0 ? 1 : 0);
+	if (ret == 0)
+		ret = buf_printf(b,
+			"# HELP dirbridge_hub_link_opens_total Links to the hub that opened.\n"
+			"# TYPE dirbridge_hub_link_opens_total counter\n"
+			"dirbridge_hub_link_opens_total %llu\n"
+			"# HELP dirbridge_hub_reconnects_total Dials to the hub after the first.\n"
+			"# TYPE dirbridge_hub_reconnects_total counter\n"
+			"dirbridge_hub_reconnects_total %llu\n"
+			"# HELP dirbridge_hub_requests_in_flight Hub requests at the directory now.\n"
+			"# TYPE dirbridge_hub_requests_in_flight gauge\n"
+			"dirbridge_hub_requests_in_flight %llu\n"
+			"# HELP dirbridge_hub_busy_refusals_total Hub requests refused as busy (too many in flight).\n"
+			"# TYPE dirbridge_hub_busy_refusals_total counter\n"
+			"dirbridge_hub_busy_refusals_total %llu\n",
+			(unsigned long long)t->opens, (unsigned long long)t->reconnects,
+			(unsigned long long)t->inflight, (unsigned long long)t->busy);
+	return ret;
+}
+
+static double days_left(int64_t when, int64_t now)
+{
+	return (double)(when - now) / 86400.0;
+}
+
+static int render_expiry(struct buf *b, const struct tls_server_expiry *e, int64_t now)
+{
+	int ret = buf_printf(b,
+		"# HELP dirbridge_front_certificate_expiry_days Days until the front certificate expires (negative: expired).\n"
+		"# TYPE dirbridge_front_certificate_expiry_days gauge\n"
+		"dirbridge_front_certificate_expiry_days %.3f\n",
+		days_left(e->cert_not_after, now));
+
+	if (ret == 0)
+		ret = head(b, "dirbridge_client_ca_expiry_days", "gauge",
+			   "Days until each client CA certificate expires, by subject.");
+	for (size_t i = 0; i < e->n_cas && ret == 0; i++) {
+		ret = buf_add(b, "dirbridge_client_ca_expiry_days{subject=\"", 41);
+		if (ret == 0)
+			ret = buf_label(b, e->cas[i].subject);
+		if (ret == 0)
+			ret = buf_printf(b, "\"} %.3f\n", days_left(e->cas[i].not_after, now));
+	}
+	if (ret == 0 && e->crl_next_update)
+		ret = buf_printf(b,
+			"# HELP dirbridge_crl_next_update_days Days until the CRL's nextUpdate (negative: stale).\n"
+			"# TYPE dirbridge_crl_next_update_days gauge\n"
+			"dirbridge_crl_next_update_days %.3f\n",
+			days_left(e->crl_next_update, now));
+	return ret;
+}
+
+int metrics_render(struct buf *b, const struct metrics_view *v)
+{
+	int ret = render_front(b, v->m);
+
+	if (ret == 0)
+		ret = render_tls(b, v->m);
+	if (ret == 0)
+		ret = render_dir(b, v);
+	if (ret == 0 && v->hub)
+		ret = render_hub(b, v->hub);
+	if (ret == 0 && v->expiry)
+		ret = render_expiry(b, v->expiry, v->now);
 	return ret;
 }

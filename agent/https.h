@@ -15,6 +15,7 @@
 
 #include "agent/calls.h"
 #include "agent/login.h"
+#include "agent/tunnel.h"
 #include "config/cfg.h"
 #include "ldap/dir.h"
 #include "tls/tls.h"
@@ -26,13 +27,16 @@ struct https;
  * wires them to the tunnel).  Each gets ARG first.  check_session and
  * report_login return 0 and later call CB exactly once with the hub's answer
  * (CB may run before they return), or a negative errno and never call CB;
- * hub_connected says whether the hub can be asked at all, for /healthz.
+ * hub_connected says whether the hub can be asked at all, for /healthz;
+ * hub_stats fills OUT for /metrics and returns false when there is no tunnel
+ * (it may be NULL).
  */
 struct https_hooks {
 	int (*check_session)(void *arg, const char *session, agent_answer_cb cb, void *cb_arg);
 	int (*report_login)(void *arg, const struct agent_login *l, agent_answer_cb cb,
 			    void *cb_arg);
 	bool (*hub_connected)(void *arg);
+	bool (*hub_stats)(void *arg, struct agent_tunnel_stats *out);
 	void *arg;
 };
 
@@ -80,6 +84,8 @@ struct https_metrics {
 	uint64_t requests[ROUTE_OTHER + 1][M_STATUS_MAX];	/* by status class below */
 	uint64_t logins_cert_ok, logins_cert_fail, logins_pw_ok, logins_pw_fail;
 	uint64_t handshakes_ok, handshakes_fail, handshakes_resumed;
+	uint64_t handshake_fail_by[TLS_FAIL_COUNT];	/* handshakes_fail by reason */
+	uint64_t accepted;		/* connections accepted */
 	uint64_t evicted, timeouts, bad_requests;
 	uint64_t logins_pw_throttled;	/* form logins refused by max_failures_per_ip */
 	uint64_t guard_refused, guard_hidden;	/* the directory's lockout guard */
@@ -116,7 +122,21 @@ extern const size_t page_css_len;
 
 /* ---- http.c: metrics text ------------------------------------------------- */
 
-int metrics_render(struct buf *b, const struct https_metrics *m);
+/* Everything /metrics shows, gathered when it is asked for; the optional
+ * parts are NULL (or 0 servers) when the agent runs without them. */
+struct metrics_view {
+	const struct https_metrics *m;
+	const struct dir_stats *dir;
+	const struct dir_server_stats *servers;
+	size_t n_servers;
+	const struct agent_tunnel_stats *hub;
+	const struct tls_server_expiry *expiry;
+	int64_t now;		/* seconds since the epoch, for the expiry gauges */
+};
+/* Prometheus text exposition format 0.0.4.  Returns 0 or -ENOMEM. */
+int metrics_render(struct buf *b, const struct metrics_view *v);
+/* Appends TEXT as a label value: backslash, double quote and newline escaped. */
+int buf_label(struct buf *b, const char *text);
 extern const char *const route_names[ROUTE_OTHER + 1];
 /* Index into requests[][] for an HTTP status. */
 unsigned metrics_status_slot(unsigned status);

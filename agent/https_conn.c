@@ -335,6 +335,7 @@ static void conn_run(struct conn *c)
 		ret = tls_handshake(c->tls);
 		if (ret < 0 && ret != TLS_E_AGAIN) {
 			h->m.handshakes_fail++;
+			h->m.handshake_fail_by[tls_fail_reason(c->tls)]++;
 			log_msg(LOGL_DEBUG, "https: %s: handshake failed: %s", c->peer,
 				tls_last_error(c->tls));
 			/* The alert goes out before the close (uv_write tries at once). */
@@ -413,6 +414,7 @@ void conn_accept(struct https *h, uv_stream_t *server)
 		return;
 	}
 	h->m.open_conns = h->n_active;
+	h->m.accepted++;
 	/* The decision to ask for a certificate rests on the TCP peer address
 	 * alone, made before the handshake; no header can change it.  The
 	 * address alone (an IPv4-mapped one as IPv4) is the throttle key. */

@@ -94,6 +94,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_init(cfg->agent.log_level);
+	log_set_format(cfg->agent.log_format);
 	/* agent_run owns the config from here: a reload replaces and frees it. */
 	return agent_run(cfg) < 0 ? 1 : 0;
 }

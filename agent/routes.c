@@ -5,9 +5,11 @@
  * stylesheet.  Connections, their states and responses are https_conn.c's;
  * page bodies are pages.c's.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -387,12 +389,62 @@ static void route_healthz(struct conn *c)
 	free(s);
 }
 
+/* The directory's, the hub link's and the certificates' numbers as they are
+ * now, rendered into B. */
+static int metrics_gather(struct https *h, struct buf *b)
+{
+	struct metrics_view v = { .m = &h->m, .now = (int64_t)time(NULL) };
+	struct dir_server_stats *servers = NULL;
+	struct agent_tunnel_stats hub;
+	struct tls_server_expiry *expiry = malloc(sizeof *expiry);
+	struct dir_stats ds;
+	int ret;
+
+	if (h->dir) {
+		size_t n = dir_server_count(h->dir);
+
+		if (n && !(servers = calloc(n, sizeof *servers))) {
+			free(expiry);
+			return -ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++)
+			dir_server_stats(h->dir, i, &servers[i]);
+		dir_stats(h->dir, &ds);
+		v.dir = &ds;
+		v.servers = servers;
+		v.n_servers = n;
+	}
+	if (h->hooks.hub_stats && h->hooks.hub_stats(h->hooks.arg, &hub))
+		v.hub = &hub;
+	if (expiry && h->tls) {
+		tls_server_expiry(h->tls, expiry);
+		v.expiry = expiry;
+	}
+	ret = metrics_render(b, &v);
+	free(servers);
+	free(expiry);
+	return ret;
+}
+
+/* /metrics says how many logins fail and which directory server is in use, so
+ * only peers in metrics_ranges may read it: by their TCP address, as for the
+ * certificate ranges, never by a forwarding header. */
 static void route_metrics(struct conn *c)
 {
+	const struct cfg *cfg = c->srv->cfg;
+	struct sockaddr_storage ss;
 	struct buf b = { 0 };
 
+	if (net_stream_peer_addr(c->ns, &ss) < 0 ||
+	    !cfg_ranges_match(cfg->https.metrics_ranges, cfg->https.n_metrics_ranges,
+			      (const struct sockaddr *)&ss)) {
+		log_msg(LOGL_INFO, "https: %s: /metrics refused: the address is outside "
+			"metrics_ranges", c->peer);
+		respond_text(c, 403, "forbidden\n");
+		return;
+	}
 	https_guard_metrics(c->srv);
-	if (metrics_render(&b, &c->srv->m) < 0 || !b.p) {
+	if (metrics_gather(c->srv, &b) < 0 || !b.p) {
 		buf_wipe(&b);
 		respond_text(c, 500, "internal error\n");
 		return;

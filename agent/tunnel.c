@@ -34,10 +34,11 @@
 #define RESPONSE_MAX	(16u << 10)
 #define CLOSING_MS	3000
 
-static const char *const state_names[] = {
+const char *const agent_tunnel_state_names[AGENT_TUNNEL_STATES] = {
 	"new", "resolving", "connecting", "tls-handshake", "upgrading", "open", "closing",
 	"backoff", "stopped",
 };
+_Static_assert(T_STOPPED + 1 == AGENT_TUNNEL_STATES, "a name for every tunnel state");
 
 static const char *const resp_headers[R_N] = { "upgrade", "connection", "sec-websocket-accept" };
 
@@ -207,7 +208,8 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 
 	if (old == T_STOPPED)
 		return;
-	log_msg(LOGL_DEBUG, "hub: tunnel %s -> %s", state_names[old], state_names[st]);
+	log_msg(LOGL_DEBUG, "hub: tunnel %s -> %s", agent_tunnel_state_names[old],
+		agent_tunnel_state_names[st]);
 	t->state = st;
 	if (old == T_OPEN && st != T_OPEN && st != T_STOPPED) {
 		uint64_t up = uv_now(t->loop) - t->open_ms;
@@ -220,6 +222,10 @@ static void tun_set_state(struct agent_tunnel *t, enum tun_state st)
 		 * for them are told now rather than at the timeout. */
 		calls_fail_all(&t->calls);
 	}
+	if (st == T_RESOLVING)
+		t->dials++;
+	else if (st == T_OPEN)
+		t->opens++;
 	switch (st) {
 	case T_RESOLVING:
 		if (parse_url(t) < 0) {
@@ -341,7 +347,7 @@ static void on_timer(uv_timer_t *timer)
 		break;
 	default:
 		tun_fail(t, LOGL_WARN, "hub: %s:%s: no connection within %d s (%s)", t->host,
-			 t->port, TUNNEL_HANDSHAKE_S, state_names[t->state]);
+			 t->port, TUNNEL_HANDSHAKE_S, agent_tunnel_state_names[t->state]);
 		break;
 	}
 }
@@ -622,7 +628,7 @@ io:
 		return;
 	if (net_stream_eof(l->s) && t->state != T_OPEN) {
 		tun_fail(t, LOGL_WARN, "hub: %s:%s closed the connection during %s", t->host,
-			 t->port, state_names[t->state]);
+			 t->port, agent_tunnel_state_names[t->state]);
 		return;
 	}
 	/* What TLS said outside a read callback (the ClientHello) goes out now. */
@@ -695,6 +701,15 @@ void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *ar
 	t->done = done;
 	t->done_arg = arg;
 	tun_set_state(t, T_STOPPED);
+}
+
+void agent_tunnel_stats(const struct agent_tunnel *t, struct agent_tunnel_stats *out)
+{
+	out->state_name = agent_tunnel_state_names[t->state];
+	out->opens = t->opens;
+	out->reconnects = t->dials > 1 ? t->dials - 1 : 0;
+	out->busy = t->busy;
+	out->inflight = t->inflight;
 }
 
 bool agent_tunnel_connected(const struct agent_tunnel *t)

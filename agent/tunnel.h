@@ -11,6 +11,8 @@
 #define DIRBRIDGE_AGENT_TUNNEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "agent/calls.h"
@@ -41,6 +43,18 @@ void agent_tunnel_reconfigure(struct agent_tunnel *t, const struct cfg *cfg, str
  * in flight are discarded when they complete (dir_close() completes them), and
  * the tunnel's memory goes with the last of them. */
 void agent_tunnel_stop(struct agent_tunnel *t, void (*done)(void *arg), void *arg);
+/* The link's counters since the tunnel started, for /metrics. */
+struct agent_tunnel_stats {
+	const char *state_name;	/* one of agent_tunnel_state_names */
+	uint64_t opens;		/* links that reached open */
+	uint64_t reconnects;	/* dials after the first */
+	uint64_t busy;		/* hub requests refused with "busy" (TUNNEL_MAX_INFLIGHT) */
+	size_t inflight;	/* hub requests at the directory now */
+};
+void agent_tunnel_stats(const struct agent_tunnel *t, struct agent_tunnel_stats *out);
+/* Every state's name, AGENT_TUNNEL_STATES of them. */
+#define AGENT_TUNNEL_STATES 9
+extern const char *const agent_tunnel_state_names[AGENT_TUNNEL_STATES];
 /* Whether the WebSocket is open and hello was sent. */
 bool agent_tunnel_connected(const struct agent_tunnel *t);
 /* Asks the hub whether SESSION is pending for this agent (`session_check`).

@@ -81,6 +81,7 @@ struct agent_tunnel {
 	struct link *link;
 	unsigned gen;
 	unsigned attempt;
+	uint64_t dials, opens, busy;	/* for agent_tunnel_stats() */
 	size_t inflight;
 	uint64_t open_ms, ping_ms;
 	bool awaiting_pong;

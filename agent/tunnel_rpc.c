@@ -190,6 +190,7 @@ void tun_rpc_dispatch(struct agent_tunnel *t, const uint8_t *msg, size_t len)
 		break;
 	}
 	if (t->inflight >= TUNNEL_MAX_INFLIGHT) {
+		t->busy++;
 		send_error(t, m.id, "busy");
 		goto out;
 	}

@@ -384,7 +384,7 @@ static unsigned distance(const char *a, const char *b)
 
 /* ---- sections and keys ---------------------------------------------------- */
 
-static const char *const agent_keys[] = { "name", "log_level", "user", NULL };
+static const char *const agent_keys[] = { "name", "log_level", "log_format", "user", NULL };
 static const char *const ldap_keys[] = {
 	"url", "ca_file", "starttls", "bind_dn", "bind_password_file", "sasl_mech",
 	"sasl_authzid", "cert_file", "key_file", "keytab", "base_dn", "type", "user_filter",
@@ -394,7 +394,7 @@ static const char *const ldap_keys[] = {
 static const char *const https_keys[] = {
 	"listen", "public_url", "cert_file", "key_file", "client_ca_file", "crl_file",
 	"client_cert_ranges", "cert_username", "client_verify_depth", "max_connections",
-	"max_failures_per_ip", NULL
+	"max_failures_per_ip", "metrics_ranges", NULL
 };
 static const char *const hub_keys[] = { "url", "token_file", "ca_file", NULL };
 
@@ -589,6 +589,7 @@ void cfg_free(struct cfg *c)
 	free(c->https.client_ca_file);
 	free(c->https.crl_file);
 	free(c->https.ranges);
+	free(c->https.metrics_ranges);
 	free(c->hub.url);
 	free(c->hub.host);
 	free(c->hub.path);

@@ -47,6 +47,7 @@ struct cfg {
 	struct {
 		char *name;
 		enum log_level log_level;
+		enum log_format log_format;
 		char *user;		/* NULL: do not drop privileges */
 	} agent;
 	struct {
@@ -86,8 +87,10 @@ struct cfg {
 		char *key_file;
 		char *client_ca_file;
 		char *crl_file;		/* NULL: no CRL */
-		struct cfg_range *ranges;
+		struct cfg_range *ranges;	/* client_cert_ranges */
 		size_t n_ranges;
+		struct cfg_range *metrics_ranges;	/* who may read /metrics */
+		size_t n_metrics_ranges;
 		enum cfg_cert_username cert_username;
 		unsigned client_verify_depth;	/* certificates below a client CA, 1..8 */
 		unsigned max_failures_per_ip;	/* failed form logins per address per 5 min; 0: off */

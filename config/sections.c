@@ -19,6 +19,7 @@
 void cfg_load_agent(struct loader *L)
 {
 	static const char *const levels[] = { "error", "warn", "info", "debug", NULL };
+	static const char *const formats[] = { "text", "json", NULL };
 	struct cfg *c = L->cfg;
 	const char *v = cfg_raw(L, "agent", "name");
 	char host[256];
@@ -38,6 +39,8 @@ void cfg_load_agent(struct loader *L)
 	c->agent.name = cfg_keep(L, v);
 	c->agent.log_level = (enum log_level)cfg_get_enum(L, "agent", "log_level", levels,
 							   LOGL_INFO);
+	c->agent.log_format = (enum log_format)cfg_get_enum(L, "agent", "log_format", formats,
+							     LOG_FORMAT_TEXT);
 	if ((v = cfg_raw(L, "agent", "user"))) {
 		if (!getpwnam(v))
 			key_err(L, "agent", "user", "no such user '%.64s'; create it or remove the "
@@ -239,6 +242,43 @@ void cfg_load_ldap(struct loader *L)
 	}
 }
 
+/* [https] KEY: a list of CIDR ranges in TEXT, strict as cfg_range_parse(); a
+ * range of every address is allowed with a warning saying what it means
+ * (WIDE, "every such client ..."). */
+static void load_ranges(struct loader *L, const char *key, const char *text, const char *wide,
+			struct cfg_range **out, size_t *n_out)
+{
+	size_t n;
+	char **ranges = cfg_split(L, "https", key, text, &n);
+
+	*n_out = 0;
+	if (n && !(*out = calloc(n, sizeof **out)))
+		L->oom = true;
+	for (size_t i = 0; *out && i < n; i++) {
+		struct cfg_range *r = &(*out)[*n_out];
+		char addr[INET6_ADDRSTRLEN];
+		int rc = cfg_range_parse(ranges[i], r);
+
+		if (rc == -EDOM) {
+			inet_ntop(r->family, r->addr, addr, sizeof addr);
+			key_err(L, "https", key, "%.64s has host bits set beyond "
+				"/%u; did you mean %s/%u?", ranges[i], r->prefix, addr, r->prefix);
+		} else if (rc == -ERANGE) {
+			key_err(L, "https", key, "%.64s: the prefix length is too "
+				"long; IPv4 allows /0../32, IPv6 /0../128", ranges[i]);
+		} else if (rc < 0) {
+			key_err(L, "https", key, "'%.64s' is not an address range; "
+				"write it like 10.0.0.0/8 or 2001:db8::/32", ranges[i]);
+		} else {
+			if (r->prefix == 0)
+				key_warn(L, "https", key, "%.64s matches every %s client, so %s",
+					 ranges[i], r->family == AF_INET ? "IPv4" : "IPv6", wide);
+			(*n_out)++;
+		}
+	}
+	cfg_free_list(ranges, n);
+}
+
 void cfg_load_https(struct loader *L)
 {
 	static const char *const names[] = { "cn", "upn", "email", NULL };
@@ -286,34 +326,15 @@ void cfg_load_https(struct loader *L)
 			key_err(L, "https", "crl_file", "%s", errbuf);
 	}
 
-	size_t n;
-	char **ranges = cfg_split(L, "https", "client_cert_ranges", cfg_raw(L, "https", "client_cert_ranges"), &n);
-	if (n && !(c->https.ranges = calloc(n, sizeof *c->https.ranges)))
-		L->oom = true;
-	for (size_t i = 0; c->https.ranges && i < n; i++) {
-		struct cfg_range *r = &c->https.ranges[c->https.n_ranges];
-		char text[INET6_ADDRSTRLEN];
-		int rc = cfg_range_parse(ranges[i], r);
-
-		if (rc == -EDOM) {
-			inet_ntop(r->family, r->addr, text, sizeof text);
-			key_err(L, "https", "client_cert_ranges", "%.64s has host bits set beyond "
-				"/%u; did you mean %s/%u?", ranges[i], r->prefix, text, r->prefix);
-		} else if (rc == -ERANGE) {
-			key_err(L, "https", "client_cert_ranges", "%.64s: the prefix length is too "
-				"long; IPv4 allows /0../32, IPv6 /0../128", ranges[i]);
-		} else if (rc < 0) {
-			key_err(L, "https", "client_cert_ranges", "'%.64s' is not an address range; "
-				"write it like 10.0.0.0/8 or 2001:db8::/32", ranges[i]);
-		} else {
-			if (r->prefix == 0)
-				key_warn(L, "https", "client_cert_ranges", "%.64s matches every %s "
-					 "client, so every such client is asked for a certificate",
-					 ranges[i], r->family == AF_INET ? "IPv4" : "IPv6");
-			c->https.n_ranges++;
-		}
-	}
-	cfg_free_list(ranges, n);
+	load_ranges(L, "client_cert_ranges", cfg_raw(L, "https", "client_cert_ranges"),
+		    "every such client is asked for a certificate", &c->https.ranges,
+		    &c->https.n_ranges);
+	/* /metrics tells how many logins fail and which directory server is in
+	 * use: by default only this host may read it. */
+	v = cfg_raw(L, "https", "metrics_ranges");
+	load_ranges(L, "metrics_ranges", v ? v : "127.0.0.1/32 ::1/128",
+		    "every such client may read /metrics", &c->https.metrics_ranges,
+		    &c->https.n_metrics_ranges);
 	c->https.cert_username = (enum cfg_cert_username)cfg_get_enum(L, "https", "cert_username",
 								   names, CFG_CERTNAME_CN);
 	/* As nginx's ssl_verify_depth: 1 means the leaf must be signed by a

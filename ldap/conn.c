@@ -238,6 +238,7 @@ void dir_conn_fail(struct conn *c, int err, const char *why)
 	if (c->state >= CONN_CLOSING)
 		return;
 	if (!d->closing) {
+		sv->conn_failures++;
 		log_msg(LOGL_INFO, "ldap: %s %s connection lost in state %s: %s", sv->name,
 			c->kind == CONN_SERVICE ? "service" : "user", conn_state_name[c->state],
 			why);

@@ -285,6 +285,25 @@ void dir_stats(const struct dir *d, struct dir_stats *out)
 	out->user_conns_idle = dir_conn_kept_count(d, SIZE_MAX);
 }
 
+size_t dir_server_count(const struct dir *d)
+{
+	return d->n_srv;
+}
+
+void dir_server_stats(const struct dir *d, size_t i, struct dir_server_stats *out)
+{
+	const struct server *sv = &d->srv[i];
+
+	memset(out, 0, sizeof *out);
+	out->name = sv->name;
+	out->down = sv->down;
+	out->conn_failures = sv->conn_failures;
+	memcpy(out->op, sv->op, sizeof out->op);
+	for (const struct conn *c = d->conns; c; c = c->next)
+		if (c->kind == CONN_SERVICE && c->state == CONN_READY && !c->retiring && c->srv == i)
+			out->in_use = true;
+}
+
 bool dir_is_up(const struct dir *d)
 {
 	for (const struct conn *c = d->conns; c; c = c->next)

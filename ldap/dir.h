@@ -118,9 +118,39 @@ struct dir_stats {
 	uint64_t user_conns_expired;	/* kept connections closed as idle too long */
 	uint64_t user_conns_stale;	/* kept connections found closed when wanted */
 	uint64_t group_searches;	/* membership searches sent (pages count) */
+	uint64_t failovers;		/* the pool moved to a less preferred server */
+	uint64_t timeouts;		/* requests that ran out of timeout_ms */
 	unsigned user_conns_idle;	/* kept connections now */
 };
 void dir_stats(const struct dir *d, struct dir_stats *out);
+
+/* Operations by kind, for the per-server latency histograms. */
+enum dir_op { DIR_OP_SEARCH, DIR_OP_BIND, DIR_OP_MODIFY, DIR_OP_COUNT };
+extern const char *const dir_op_names[DIR_OP_COUNT];	/* "search", "bind", "modify" */
+/* Upper bounds in seconds of the latency buckets, ascending. */
+#define DIR_LATENCY_BUCKETS 11
+extern const double dir_latency_bounds[DIR_LATENCY_BUCKETS];
+struct dir_op_stats {
+	/* Operations per bucket (not cumulative): bucket[i] took at most
+	 * dir_latency_bounds[i] and more than the bound before it; the last
+	 * took longer than every bound. */
+	uint64_t bucket[DIR_LATENCY_BUCKETS + 1];
+	uint64_t count;		/* operations answered */
+	uint64_t sum_us;	/* their total latency, microseconds */
+	/* Answers other than success; a user bind refused for its credentials
+	 * is a login's failure, not the directory's, and is not counted. */
+	uint64_t errors;
+};
+struct dir_server_stats {
+	const char *name;	/* the configured URL; valid while D is */
+	bool in_use;		/* the service pool has a ready connection to it */
+	bool down;
+	uint64_t conn_failures;	/* connections lost or refused */
+	struct dir_op_stats op[DIR_OP_COUNT];
+};
+/* The number of configured servers, and server I's counters since dir_open(). */
+size_t dir_server_count(const struct dir *d);
+void dir_server_stats(const struct dir *d, size_t i, struct dir_server_stats *out);
 
 /*
  * A bounded table of failure counters keyed by string, for throttles: KEY is

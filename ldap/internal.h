@@ -106,6 +106,8 @@ struct server {
 	bool down;
 	unsigned fails;
 	uv_timer_t retry;	/* when a down server may be tried again */
+	uint64_t conn_failures;
+	struct dir_op_stats op[DIR_OP_COUNT];
 };
 
 /* Ordered: code compares with < CONN_READY and >= CONN_CLOSING. */
@@ -219,6 +221,7 @@ struct req {
 	struct conn *uconn;	/* the user's own connection */
 	size_t srv;		/* server the user was found on */
 	uv_timer_t timer;
+	uint64_t sent_ns;	/* uv_hrtime() when the operation in flight was sent */
 
 	char *username;
 	char *filter;

@@ -95,8 +95,10 @@ void dir_pool_fill(struct dir *d)
 		return;
 	}
 	for (; have < d->cfg->ldap.pool_size; have++) {
-		if (d->was_up && best > 0 && on_best == 0)
+		if (d->was_up && best > 0 && on_best == 0) {
 			log_msg(LOGL_INFO, "ldap: failing over to %s", d->srv[best].name);
+			d->stats.failovers++;
+		}
 		if (!dir_conn_new(d, best, CONN_SERVICE))
 			break;
 		on_best++;

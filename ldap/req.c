@@ -152,11 +152,14 @@ static void on_req_timeout(uv_timer_t *t)
 	struct req *r = t->data;
 
 	log_msg(LOGL_WARN, "ldap: request timed out");
+	r->d->stats.timeouts++;
 	dir_req_finish(r, DIR_E_UNAVAILABLE);
 }
 
 void dir_req_arm(struct req *r)
 {
+	/* Every send arms the timer first, so this is when the operation left. */
+	r->sent_ns = uv_hrtime();
 	uv_timer_start(&r->timer, on_req_timeout, r->d->cfg->ldap.timeout_ms, 0);
 }
 
@@ -266,12 +269,39 @@ void dir_req_dispatch(struct conn *c, LDAPMessage *msg)
 	ldap_msgfree(msg);
 }
 
+const char *const dir_op_names[DIR_OP_COUNT] = { "search", "bind", "modify" };
+const double dir_latency_bounds[DIR_LATENCY_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+};
+
+/* Counts the answer of type TYPE and result RC against the server it came from. */
+static void count_op(struct req *r, int type, int rc)
+{
+	struct server *sv = &r->d->srv[r->conn->srv];
+	enum dir_op op = type == LDAP_RES_BIND ? DIR_OP_BIND :
+			 type == LDAP_RES_SEARCH_RESULT ? DIR_OP_SEARCH : DIR_OP_MODIFY;
+	struct dir_op_stats *s = &sv->op[op];
+	uint64_t us = (uv_hrtime() - r->sent_ns) / 1000u;
+	size_t i = 0;
+
+	while (i < DIR_LATENCY_BUCKETS && (double)us > dir_latency_bounds[i] * 1e6)
+		i++;
+	s->bucket[i]++;
+	s->count++;
+	s->sum_us += us;
+	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED &&
+	    !(op == DIR_OP_BIND && rc == LDAP_INVALID_CREDENTIALS))
+		s->errors++;
+}
+
 /* Parses a final result; returns the LDAP code and, if wanted, the controls. */
 int dir_result_code(struct req *r, LDAPMessage *msg, char **diag, LDAPControl ***ctrls)
 {
-	int rc = LDAP_OTHER, perr;
+	int rc = LDAP_OTHER, perr, type = ldap_msgtype(msg);
 
 	r->msgid = 0;
 	perr = ldap_parse_result(r->conn->ld, msg, &rc, NULL, diag, NULL, ctrls, 1);
-	return perr == LDAP_SUCCESS ? rc : perr;
+	rc = perr == LDAP_SUCCESS ? rc : perr;
+	count_op(r, type, rc);
+	return rc;
 }

@@ -6,6 +6,9 @@
  * systemd started the process with stderr on the journal.  Each message is
  * written with one call, and control bytes are escaped, so hostile text in a
  * message (a user name, a certificate field) can never forge a second line.
+ * With LOG_FORMAT_JSON each message is one JSON object on one line, with the
+ * keys ts (RFC 3339 UTC, milliseconds), level, program and msg, so log
+ * collectors can query them; journald still gets the priority.
  */
 #ifndef DIRBRIDGE_LOG_H
 #define DIRBRIDGE_LOG_H
@@ -14,9 +17,12 @@
 #include <stdbool.h>
 
 enum log_level { LOGL_ERROR, LOGL_WARN, LOGL_INFO, LOGL_DEBUG };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
 void log_init(enum log_level level);
 void log_set_level(enum log_level level);
+/* Text (the default) or JSON lines, for every later message. */
+void log_set_format(enum log_format format);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

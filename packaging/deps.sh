@@ -14,7 +14,7 @@ PKGS=(build-essential pkg-config
       libtasn1-6-dev libtasn1-bin
       libsasl2-modules libsasl2-modules-gssapi-mit
       clang libclang-rt-14-dev
-      gnutls-bin openssl libnss3-tools curl bc jq python3 faketime
+      gnutls-bin openssl libnss3-tools curl bc jq python3 python3-prometheus-client faketime
       slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules krb5-user winbind
       chromium fonts-dejavu-core ca-certificates
       lintian systemd)

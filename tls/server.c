@@ -39,6 +39,7 @@ struct creds {
 	gnutls_priority_t prio;
 	unsigned depth;		/* client_verify_depth, at least 1 */
 	char serial[80];
+	struct tls_server_expiry expiry;
 };
 
 struct tls_server {
@@ -58,7 +59,8 @@ static void creds_unref(void *arg)
 }
 
 /* The serial of the first certificate in a PEM file, for the reload log. */
-static int cert_serial_file(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+static int cert_serial_file(const char *path, char *out, size_t outlen, int64_t *not_after,
+			    char *err, size_t errlen)
 {
 	gnutls_datum_t pem = { NULL, 0 };
 	gnutls_x509_crt_t *crts = NULL;
@@ -82,6 +84,7 @@ static int cert_serial_file(const char *path, char *out, size_t outlen, char *er
 	ret = gnutls_x509_crt_get_serial(crts[0], serial, &slen);
 	if (ret == 0)
 		tls_hex(serial, slen, out, outlen);
+	*not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crts[0]);
 	for (i = 0; i < n; i++)
 		gnutls_x509_crt_deinit(crts[i]);
 	gnutls_free(crts);
@@ -95,9 +98,11 @@ static int cert_serial_file(const char *path, char *out, size_t outlen, char *er
 /*
  * GnuTLS accepts a CRL from any issuer and simply never applies it, so a CRL
  * swapped for a foreign one would silently stop revocation.  Every CRL in the
- * file must verify against the client CA set.
+ * file must verify against the client CA set.  CRL_FILE may be NULL: then only
+ * the CAs' expiry times are read into E (as the CRLs' nextUpdate otherwise).
  */
-static int crl_check(const char *crl_file, const char *ca_file, char *err, size_t errlen)
+static int crl_check(const char *crl_file, const char *ca_file, struct tls_server_expiry *e,
+		     char *err, size_t errlen)
 {
 	gnutls_datum_t crl_pem = { NULL, 0 }, ca_pem = { NULL, 0 };
 	gnutls_x509_crl_t *crls = NULL;
@@ -105,26 +110,54 @@ static int crl_check(const char *crl_file, const char *ca_file, char *err, size_
 	unsigned n_crls = 0, n_cas = 0, i, status;
 	int ret;
 
-	ret = gnutls_load_file(crl_file, &crl_pem);
+	ret = crl_file ? gnutls_load_file(crl_file, &crl_pem) : 0;
 	if (ret >= 0)
 		ret = gnutls_load_file(ca_file, &ca_pem);
 	if (ret < 0) {
-		snprintf(err, errlen, "%s: cannot read: %s", ca_pem.data ? ca_file : crl_file,
+		snprintf(err, errlen, "%s: cannot read: %s", ca_pem.data || !crl_file ? ca_file : crl_file,
 			 gnutls_strerror(ret));
 		goto out;
 	}
-	ret = gnutls_x509_crl_list_import2(&crls, &n_crls, &crl_pem, GNUTLS_X509_FMT_PEM, 0);
-	if (ret < 0 || n_crls == 0) {
+	if (crl_file)
+		ret = gnutls_x509_crl_list_import2(&crls, &n_crls, &crl_pem, GNUTLS_X509_FMT_PEM, 0);
+	if (crl_file && (ret < 0 || n_crls == 0)) {
 		snprintf(err, errlen, "%s: no CRL: %s", crl_file, ret < 0 ? gnutls_strerror(ret) : "empty");
 		ret = TLS_E_CONFIG;
 		goto out;
 	}
 	ret = gnutls_x509_crt_list_import2(&cas, &n_cas, &ca_pem, GNUTLS_X509_FMT_PEM, 0);
+	if (ret < 0 && !crl_file) {
+		/* Only the expiry gauges needed the list; GnuTLS's own trust
+		 * file loading is what judges the CA file. */
+		ret = 0;
+		goto out;
+	}
 	if (ret < 0) {
 		snprintf(err, errlen, "%s: %s", ca_file, gnutls_strerror(ret));
 		goto out;
 	}
+	for (i = 0; i < n_cas; i++) {
+		/* Kept for /metrics, which counts the days each CA has left. */
+		gnutls_datum_t dn = { NULL, 0 };
+
+		if (e->n_cas == TLS_EXPIRY_CAS_MAX)
+			break;
+		e->cas[e->n_cas].not_after = (int64_t)gnutls_x509_crt_get_expiration_time(cas[i]);
+		if (gnutls_x509_crt_get_dn3(cas[i], &dn, 0) >= 0 && dn.data)
+			snprintf(e->cas[e->n_cas].subject, sizeof e->cas[0].subject, "%s",
+				 (const char *)dn.data);
+		gnutls_free(dn.data);
+		e->n_cas++;
+	}
+	if (!crl_file) {
+		ret = 0;
+		goto out;
+	}
 	for (i = 0; i < n_crls; i++) {
+		time_t next = gnutls_x509_crl_get_next_update(crls[i]);
+
+		if (next != (time_t)-1 && (e->crl_next_update == 0 || next < e->crl_next_update))
+			e->crl_next_update = (int64_t)next;
 		status = 0;
 		ret = gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status);
 		if (ret < 0 || status != 0) {
@@ -174,7 +207,8 @@ static int creds_load(const struct tls_server_files *f, struct creds **out, char
 		ret = ret == GNUTLS_E_MEMORY_ERROR ? TLS_E_NOMEM : TLS_E_CONFIG;
 		goto fail;
 	}
-	ret = cert_serial_file(f->cert_file, c->serial, sizeof(c->serial), err, errlen);
+	ret = cert_serial_file(f->cert_file, c->serial, sizeof(c->serial),
+			       &c->expiry.cert_not_after, err, errlen);
 	if (ret < 0)
 		goto fail_config;
 	ret = gnutls_certificate_set_x509_key_file2(c->cred, f->cert_file, f->key_file,
@@ -192,9 +226,9 @@ static int creds_load(const struct tls_server_files *f, struct creds **out, char
 			 ret == 0 ? "no CA certificate in file" : gnutls_strerror(ret));
 		goto fail_config;
 	}
+	if (crl_check(f->crl_file, f->client_ca_file, &c->expiry, err, errlen) < 0)
+		goto fail_config;
 	if (f->crl_file) {
-		if (crl_check(f->crl_file, f->client_ca_file, err, errlen) < 0)
-			goto fail_config;
 		ret = gnutls_certificate_set_x509_crl_file(c->cred, f->crl_file, GNUTLS_X509_FMT_PEM);
 		if (ret < 0) {
 			snprintf(err, errlen, "%s: %s", f->crl_file, gnutls_strerror(ret));
@@ -296,6 +330,11 @@ int tls_server_session(struct tls_server *srv, bool request_cert, struct tls_ses
 	atomic_fetch_add(&c->refs, 1);
 	tls_sess_set_release(*out, creds_unref, c);
 	return 0;
+}
+
+void tls_server_expiry(const struct tls_server *srv, struct tls_server_expiry *out)
+{
+	*out = srv->cur->expiry;
 }
 
 bool tls_server_resumed(const struct tls_sess *s)

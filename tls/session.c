@@ -28,6 +28,7 @@ struct tls_sess {
 	gnutls_certificate_credentials_t cred;	/* owned, or NULL when shared */
 	enum sess_state state;
 	int fail;				/* the tls_err kept in SESS_FAILED */
+	enum tls_fail why;			/* and why, for metrics */
 	bool client;
 	bool bye_sent;
 	bool blocked;				/* the transport said EAGAIN */
@@ -145,9 +146,57 @@ void tls_status_text(unsigned status, char *buf, size_t size)
 	}
 }
 
+const char *const tls_fail_names[TLS_FAIL_COUNT] = {
+	"other", "closed", "io", "alert", "no_shared_cipher", "version", "malformed", "verify",
+};
+
+enum tls_fail tls_fail_reason(const struct tls_sess *s)
+{
+	return s ? s->why : TLS_FAIL_OTHER;
+}
+
+/* The metric word for GnuTLS error RC. */
+static enum tls_fail fail_word(int rc)
+{
+	switch (rc) {
+	case GNUTLS_E_PREMATURE_TERMINATION:
+	case GNUTLS_E_SESSION_EOF:
+		return TLS_FAIL_CLOSED;
+	case GNUTLS_E_PUSH_ERROR:
+	case GNUTLS_E_PULL_ERROR:
+		return TLS_FAIL_IO;
+	case GNUTLS_E_FATAL_ALERT_RECEIVED:
+		return TLS_FAIL_ALERT;
+	case GNUTLS_E_NO_CIPHER_SUITES:
+	case GNUTLS_E_UNKNOWN_CIPHER_SUITE:
+	case GNUTLS_E_INSUFFICIENT_CREDENTIALS:
+	case GNUTLS_E_NO_COMMON_KEY_SHARE:
+	case GNUTLS_E_NO_PRIORITIES_WERE_SET:
+		return TLS_FAIL_NO_SHARED_CIPHER;
+	case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+		return TLS_FAIL_VERSION;
+	case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+	case GNUTLS_E_UNEXPECTED_PACKET:
+	case GNUTLS_E_UNEXPECTED_HANDSHAKE_PACKET:
+	case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER:
+	case GNUTLS_E_RECORD_OVERFLOW:
+	case GNUTLS_E_DECRYPTION_FAILED:
+		return TLS_FAIL_MALFORMED;
+	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+	case GNUTLS_E_CERTIFICATE_ERROR:
+	case GNUTLS_E_NO_CERTIFICATE_FOUND:
+		return TLS_FAIL_VERIFY;
+	default:
+		return TLS_FAIL_OTHER;
+	}
+}
+
 int tls_map(struct tls_sess *s, int rc, const char *op)
 {
 	int err;
+
+	if (rc < 0 && rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED)
+		s->why = fail_word(rc);
 
 	if (rc >= 0)
 		return rc;
@@ -204,8 +253,11 @@ static void sess_set_state(struct tls_sess *s, enum sess_state to)
 /* A failure that ends the session: later calls return the same error. */
 static int sess_fail(struct tls_sess *s, int err)
 {
-	if (s->state != SESS_FAILED)
+	if (s->state != SESS_FAILED) {
 		s->fail = err;
+		if (err == TLS_E_VERIFY)
+			s->why = TLS_FAIL_VERIFY;
+	}
 	sess_set_state(s, SESS_FAILED);
 	return s->fail;
 }

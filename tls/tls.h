@@ -163,6 +163,36 @@ int tls_client_cert_check(const unsigned char *der, size_t len, enum tls_certnam
 /* Whether the session was resumed from a ticket. */
 bool tls_server_resumed(const struct tls_sess *s);
 
+/* Why a session failed, as a short fixed word for metric labels. */
+enum tls_fail {
+	TLS_FAIL_OTHER,
+	TLS_FAIL_CLOSED,	/* the peer went away mid-handshake */
+	TLS_FAIL_IO,		/* the transport failed */
+	TLS_FAIL_ALERT,		/* the peer sent a fatal alert */
+	TLS_FAIL_NO_SHARED_CIPHER,	/* no cipher suite, group or key exchange in common */
+	TLS_FAIL_VERSION,	/* a TLS version we do not speak */
+	TLS_FAIL_MALFORMED,	/* a message that does not parse or was not expected */
+	TLS_FAIL_VERIFY,	/* a certificate was refused */
+	TLS_FAIL_COUNT
+};
+extern const char *const tls_fail_names[TLS_FAIL_COUNT];
+enum tls_fail tls_fail_reason(const struct tls_sess *s);
+
+/* When the current credential set's certificates run out, in seconds since
+ * the epoch: the front certificate, each client CA (its subject DN), and the
+ * earliest nextUpdate of the CRLs (0 without a CRL or when none is set). */
+#define TLS_EXPIRY_CAS_MAX 32
+struct tls_server_expiry {
+	int64_t cert_not_after;
+	size_t n_cas;		/* at most TLS_EXPIRY_CAS_MAX are listed */
+	struct {
+		char subject[256];
+		int64_t not_after;
+	} cas[TLS_EXPIRY_CAS_MAX];
+	int64_t crl_next_update;
+};
+void tls_server_expiry(const struct tls_server *srv, struct tls_server_expiry *out);
+
 /* ---- check.c: configuration checks ---------------------------------------- */
 
 /* Each returns 0 or TLS_E_CONFIG with one sentence in ERRBUF naming the file,

@@ -117,6 +117,23 @@ n=$(grep -c '^dirbridge: etc/bad.ini:[0-9]*: ' <<<"$OUT")
 check_eq "all 10 problems reported, each FILE:LINE" "$n" 10
 check_eq "9 of them are errors, 1 a warning" "$(grep -c ': warning: ' <<<"$OUT")" 1
 
+# [https] metrics_ranges and [agent] log_format: good values pass, bad ones are
+# named at their line.
+good_ini | sed -e 's|^cert_username = cn|cert_username = cn\nmetrics_ranges = 10.0.0.0/8 2001:db8::/32|' \
+               -e 's/^log_level = debug/log_level = debug\nlog_format = json/' >etc/metrics.ini
+run metrics-good -n -c etc/metrics.ini
+check_eq "metrics_ranges and log_format = json accepted" "$OUT" "configuration ok"
+good_ini | sed -e 's|^cert_username = cn|cert_username = cn\nmetrics_ranges = 127.0.0.1/8 ::1/129|' \
+               -e 's/^log_level = debug/log_level = debug\nlog_format = yaml/' >etc/metrics-bad.ini
+run metrics-bad -n -c etc/metrics-bad.ini
+mline() { grep -n -- "$1" etc/metrics-bad.ini | head -1 | cut -d: -f1; }
+check_eq "bad metrics_ranges / log_format exit 2" "$RC" 2
+check_match "metrics_ranges host bits named at its line" "$OUT" \
+  "^dirbridge: etc/metrics-bad.ini:$(mline '^metrics_ranges'): \[https\] metrics_ranges: 127.0.0.1/8 has host bits set beyond /8; did you mean 127.0.0.0/8\?"
+check_match "metrics_ranges /129 refused" "$OUT" "metrics_ranges: ::1/129: the prefix length is too long"
+check_match "log_format names its values" "$OUT" \
+  "^dirbridge: etc/metrics-bad.ini:$(mline '^log_format'): \[agent\] log_format: unknown value 'yaml'; use one of text \| json"
+
 # Syntax errors carry their line and never echo the text.
 printf '[agent]\nname = x\nthis line is wrong\n' >etc/syntax.ini
 run syntax -n -c etc/syntax.ini

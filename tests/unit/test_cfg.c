@@ -1262,6 +1262,56 @@ static void test_hostport(void **state)
 	assert_memory_equal(&a, &b, sizeof a);
 }
 
+/* [https] metrics_ranges: this host by default, parsed as strictly as
+ * client_cert_ranges; [agent] log_format. */
+static void test_metrics_ranges_and_log_format(void **state)
+{
+	struct cfg *c = NULL;
+
+	(void)state;
+	assert_int_equal(load_with("", "", &c), 0);
+	assert_int_equal(c->https.n_metrics_ranges, 2);
+	assert_true(match(c->https.metrics_ranges, c->https.n_metrics_ranges, "127.0.0.1"));
+	assert_true(match(c->https.metrics_ranges, c->https.n_metrics_ranges, "::1"));
+	assert_true(match(c->https.metrics_ranges, c->https.n_metrics_ranges, "::ffff:127.0.0.1"));
+	assert_false(match(c->https.metrics_ranges, c->https.n_metrics_ranges, "127.0.0.2"));
+	assert_false(match(c->https.metrics_ranges, c->https.n_metrics_ranges, "10.0.0.1"));
+	assert_int_equal(c->agent.log_format, LOG_FORMAT_TEXT);
+	cfg_free(c);
+
+	assert_int_equal(load_with("https", "metrics_ranges = 10.0.0.0/8 2001:db8::/32\n", &c), 0);
+	assert_int_equal(c->https.n_metrics_ranges, 2);
+	assert_true(match(c->https.metrics_ranges, 2, "10.9.8.7"));
+	assert_false(match(c->https.metrics_ranges, 2, "127.0.0.1"));
+	/* The client-certificate ranges are their own. */
+	assert_int_equal(c->https.n_ranges, 3);
+	cfg_free(c);
+
+	/* Empty is absent, as for every key: this host only. */
+	assert_int_equal(load_with("https", "metrics_ranges =\n", &c), 0);
+	assert_int_equal(c->https.n_metrics_ranges, 2);
+	assert_true(match(c->https.metrics_ranges, 2, "::1"));
+	cfg_free(c);
+
+	assert_int_equal(load_with("https", "metrics_ranges = 127.0.0.1/8 010.0.0.1 ::/0\n", &c),
+			 -EINVAL);
+	assert_error_at(17, "[https] metrics_ranges: 127.0.0.1/8 has host bits set beyond /8; "
+			"did you mean 127.0.0.0/8?");
+	assert_error_at(17, "[https] metrics_ranges: '010.0.0.1' is not an address range");
+	assert_error_at(17, "warning: [https] metrics_ranges: ::/0 matches every IPv6 client, "
+			"so every such client may read /metrics");
+	assert_int_equal(count_lines(errs), 3);
+
+	assert_int_equal(load("[agent]\nlog_format = json\n", 0, &c), 0);
+	assert_int_equal(c->agent.log_format, LOG_FORMAT_JSON);
+	cfg_free(c);
+	assert_int_equal(load("[agent]\nlog_format = TEXT\n", 0, &c), 0);
+	assert_int_equal(c->agent.log_format, LOG_FORMAT_TEXT);
+	cfg_free(c);
+	assert_int_equal(load("[agent]\nlog_format = yaml\n", 0, &c), -EINVAL);
+	assert_error_at(2, "use one of text | json");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1283,6 +1333,7 @@ int main(void)
 		cmocka_unit_test(test_missing_config),
 		cmocka_unit_test(test_range_parse),
 		cmocka_unit_test(test_range_match),
+		cmocka_unit_test(test_metrics_ranges_and_log_format),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_secret_read),
 		cmocka_unit_test(test_secret_refused),

@@ -158,11 +158,84 @@ static void test_metrics(void **state)
 	m.requests[ROUTE_OTHER][metrics_status_slot(418)] = 2;
 	m.logins_cert_ok = 7;
 	m.open_conns = 5;
-	assert_int_equal(metrics_render(&b, &m), 0);
+	assert_int_equal(metrics_render(&b, &(struct metrics_view){ .m = &m }), 0);
 	assert_non_null(strstr(b.p, "dirbridge_http_requests_total{route=\"login\",status=\"401\"} 3\n"));
 	assert_non_null(strstr(b.p, "dirbridge_http_requests_total{route=\"other\",status=\"other\"} 2\n"));
 	assert_non_null(strstr(b.p, "dirbridge_logins_total{method=\"certificate\",result=\"success\"} 7\n"));
 	assert_non_null(strstr(b.p, "# TYPE dirbridge_http_open_connections gauge\ndirbridge_http_open_connections 5\n"));
+	buf_wipe(&b);
+}
+
+/* Every part of the view: server URLs are config input and are escaped as
+ * label values, histograms are cumulative and end with +Inf, _sum and _count. */
+static void test_metrics_full(void **state)
+{
+	struct https_metrics m = { 0 };
+	struct dir_stats ds = { .failovers = 2, .timeouts = 1, .user_binds = 9 };
+	struct dir_server_stats sv[2] = {
+		{ .name = "ldaps://dc1\\x\"y\nz", .in_use = true },
+		{ .name = "ldaps://dc2", .down = true, .conn_failures = 4 },
+	};
+	struct agent_tunnel_stats hub = { .state_name = "open", .opens = 3, .reconnects = 2,
+					  .busy = 5, .inflight = 1 };
+	struct tls_server_expiry e = { .cert_not_after = 1000000 + 30 * 86400, .n_cas = 1,
+				       .crl_next_update = 1000000 - 86400 / 2 };
+	struct metrics_view v = { .m = &m, .dir = &ds, .servers = sv, .n_servers = 2, .hub = &hub,
+				  .expiry = &e, .now = 1000000 };
+	struct buf b = { 0 };
+
+	(void)state;
+	snprintf(e.cas[0].subject, sizeof e.cas[0].subject, "CN=Users CA,O=\"Ex\"");
+	e.cas[0].not_after = 1000000 + 365 * 86400;
+	sv[0].op[DIR_OP_BIND].bucket[0] = 2;
+	sv[0].op[DIR_OP_BIND].bucket[3] = 1;
+	sv[0].op[DIR_OP_BIND].bucket[DIR_LATENCY_BUCKETS] = 1;
+	sv[0].op[DIR_OP_BIND].count = 4;
+	sv[0].op[DIR_OP_BIND].sum_us = 12500000;
+	sv[0].op[DIR_OP_SEARCH].errors = 6;
+	m.handshake_fail_by[TLS_FAIL_NO_SHARED_CIPHER] = 8;
+	m.accepted = 11;
+	assert_int_equal(metrics_render(&b, &v), 0);
+#define HAS(text) assert_non_null(strstr(b.p, text))
+	HAS("# TYPE dirbridge_directory_operation_duration_seconds histogram\n");
+	HAS("dirbridge_directory_operation_duration_seconds_bucket{server=\"ldaps://dc1\\\\x\\\"y\\nz\","
+	    "operation=\"bind\",le=\"0.005\"} 2\n");
+	HAS("dirbridge_directory_operation_duration_seconds_bucket{server=\"ldaps://dc1\\\\x\\\"y\\nz\","
+	    "operation=\"bind\",le=\"0.05\"} 3\n");
+	HAS("dirbridge_directory_operation_duration_seconds_bucket{server=\"ldaps://dc1\\\\x\\\"y\\nz\","
+	    "operation=\"bind\",le=\"10\"} 3\n");
+	HAS("dirbridge_directory_operation_duration_seconds_bucket{server=\"ldaps://dc1\\\\x\\\"y\\nz\","
+	    "operation=\"bind\",le=\"+Inf\"} 4\n");
+	HAS("dirbridge_directory_operation_duration_seconds_sum{server=\"ldaps://dc1\\\\x\\\"y\\nz\","
+	    "operation=\"bind\"} 12.500000\n");
+	HAS("dirbridge_directory_operation_duration_seconds_count{server=\"ldaps://dc2\",operation=\"modify\"} 0\n");
+	HAS("dirbridge_directory_errors_total{server=\"ldaps://dc1\\\\x\\\"y\\nz\",operation=\"search\"} 6\n");
+	HAS("dirbridge_directory_connection_failures_total{server=\"ldaps://dc2\"} 4\n");
+	HAS("dirbridge_directory_server_in_use{server=\"ldaps://dc1\\\\x\\\"y\\nz\"} 1\n");
+	HAS("dirbridge_directory_server_in_use{server=\"ldaps://dc2\"} 0\n");
+	HAS("dirbridge_directory_server_up{server=\"ldaps://dc2\"} 0\n");
+	HAS("dirbridge_directory_failovers_total 2\n");
+	HAS("dirbridge_directory_timeouts_total 1\n");
+	HAS("dirbridge_hub_link_state{state=\"open\"} 1\n");
+	HAS("dirbridge_hub_link_state{state=\"backoff\"} 0\n");
+	HAS("dirbridge_hub_reconnects_total 2\n");
+	HAS("dirbridge_hub_requests_in_flight 1\n");
+	HAS("dirbridge_hub_busy_refusals_total 5\n");
+	HAS("dirbridge_tls_handshake_failures_total{reason=\"no_shared_cipher\"} 8\n");
+	HAS("dirbridge_http_connections_accepted_total 11\n");
+	HAS("dirbridge_front_certificate_expiry_days 30.000\n");
+	HAS("dirbridge_client_ca_expiry_days{subject=\"CN=Users CA,O=\\\"Ex\\\"\"} 365.000\n");
+	HAS("dirbridge_crl_next_update_days -0.500\n");
+#undef HAS
+	/* No raw newline inside any series: every line is HELP, TYPE or a sample. */
+	for (char *line = b.p; *line;) {
+		char *nl = strchr(line, '\n');
+
+		assert_non_null(nl);
+		assert_true(strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# TYPE ", 7) == 0 ||
+			    strncmp(line, "dirbridge_", 10) == 0);
+		line = nl + 1;
+	}
 	buf_wipe(&b);
 }
 
@@ -176,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_buf_growth),
 		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_metrics_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

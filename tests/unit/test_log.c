@@ -1,7 +1,8 @@
 /*
  * config/log.c: level filter, the "dirbridge: " prefix, one line per message
  * with control bytes escaped, and stderr (not the journal) when stderr is not
- * the stream systemd set up.  Each test captures fd 2 in a temporary file.
+ * the stream systemd set up; JSON lines parsed back with jansson.  Each test
+ * captures fd 2 in a temporary file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "config/cfg.h"
 
@@ -124,12 +127,92 @@ static void test_journal_stream_elsewhere(void **state)
 	log_init(LOGL_INFO);
 }
 
+/* Parses LINE (up to its newline) as one JSON object and checks its keys. */
+static json_t *parse_line(const char *line, const char *level)
+{
+	const char *nl = strchr(line, '\n');
+	json_error_t err;
+	json_t *o, *ts;
+
+	assert_non_null(nl);
+	o = json_loadb(line, (size_t)(nl - line), 0, &err);
+	assert_non_null(o);
+	assert_true(json_is_object(o));
+	assert_int_equal(json_object_size(o), 4);
+	assert_string_equal(json_string_value(json_object_get(o, "level")), level);
+	assert_string_equal(json_string_value(json_object_get(o, "program")), "dirbridge");
+	assert_true(json_is_string(json_object_get(o, "msg")));
+	/* RFC 3339 in UTC with milliseconds: 2026-12-08T02:10:40.123Z */
+	ts = json_object_get(o, "ts");
+	assert_true(json_is_string(ts));
+	const char *t = json_string_value(ts);
+	assert_int_equal(strlen(t), 24);
+	int y, mo, d, h, mi, se, ms;
+	char z;
+	assert_int_equal(sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &h, &mi, &se, &ms, &z), 8);
+	assert_int_equal(z, 'Z');
+	assert_true(y >= 2024 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && se <= 60);
+	return o;
+}
+
+static void test_json_lines(void **state)
+{
+	char *out, big[8192];
+	const char *p;
+	json_t *o;
+	size_t lines = 0;
+
+	(void)state;
+	unsetenv("JOURNAL_STREAM");
+	capture_start();
+	log_init(LOGL_INFO);
+	log_set_format(LOG_FORMAT_JSON);
+	log_msg(LOGL_WARN, "login failed for %s", "eve\n{\"level\":\"info\"}\r\x1b\"\\");
+	log_msg(LOGL_INFO, "caf\xc3\xa9 and a bad byte \xff here");
+	log_msg(LOGL_DEBUG, "hidden");
+	log_msg(LOGL_ERROR, "plain");
+	memset(big, 'A', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	log_msg(LOGL_INFO, "%s", big);
+	log_set_format(LOG_FORMAT_TEXT);
+	log_msg(LOGL_INFO, "text again");
+	out = capture_end();
+	for (p = out; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 5);
+
+	p = out;
+	o = parse_line(p, "warn");
+	/* The hostile text comes back exactly: no forged line, nothing lost. */
+	assert_string_equal(json_string_value(json_object_get(o, "msg")),
+			    "login failed for eve\n{\"level\":\"info\"}\r\x1b\"\\");
+	json_decref(o);
+	p = strchr(p, '\n') + 1;
+	o = parse_line(p, "info");
+	/* Not UTF-8: the bytes outside ASCII are spelled out, the line still parses. */
+	assert_string_equal(json_string_value(json_object_get(o, "msg")),
+			    "caf\\xc3\\xa9 and a bad byte \\xff here");
+	json_decref(o);
+	p = strchr(p, '\n') + 1;
+	o = parse_line(p, "error");
+	assert_string_equal(json_string_value(json_object_get(o, "msg")), "plain");
+	json_decref(o);
+	p = strchr(p, '\n') + 1;
+	o = parse_line(p, "info");
+	assert_true(strlen(json_string_value(json_object_get(o, "msg"))) < 2048);
+	json_decref(o);
+	p = strchr(p, '\n') + 1;
+	assert_string_equal(p, "dirbridge: text again\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_levels_and_prefix),
 		cmocka_unit_test(test_hostile_text),
 		cmocka_unit_test(test_journal_stream_elsewhere),
+		cmocka_unit_test(test_json_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -338,11 +338,17 @@ static void test_refusals(void **state)
 	assert_int_equal(seen.calls, 1);
 	t->dir = fake_dir;
 
-	/* At the in-flight limit: busy. */
+	/* At the in-flight limit: busy, and counted for /metrics. */
+	struct agent_tunnel_stats st;
+	agent_tunnel_stats(t, &st);
+	assert_int_equal(st.busy, 0);
 	t->inflight = TUNNEL_MAX_INFLIGHT;
 	dispatch(t, "{\"type\":\"lookup\",\"id\":\"r3\",\"username\":\"bob\"}");
 	assert_string_equal(error_of(result(2, "r3", false)), "busy");
 	assert_int_equal(seen.calls, 1);
+	agent_tunnel_stats(t, &st);
+	assert_int_equal(st.busy, 1);
+	assert_int_equal(st.inflight, TUNNEL_MAX_INFLIGHT);
 	t->inflight = 0;
 }
 
