@@ -213,7 +213,21 @@ int dir_probe_groups(struct dir_probe *p, const char *dn, size_t *n_groups, char
 	LDAPMessage *res = NULL;
 	int n = 0, rc;
 
-	if ((rc = dir_group_filter(dns, 1, &filter)) < 0) {
+	/* AD's groups are objectClass group; OpenLDAP's the classes the
+	 * directory module's own group walk searches. */
+	if (p->cfg->ldap.type == CFG_DIR_AD) {
+		char *esc = NULL;
+
+		if ((rc = dir_filter_escape(dn, strlen(dn), &esc)) == 0 &&
+		    asprintf(&filter, "(&(objectClass=group)(member=%s))", esc) < 0) {
+			filter = NULL;
+			rc = DIR_E_INTERNAL;
+		}
+		free(esc);
+	} else {
+		rc = dir_group_filter(dns, 1, &filter);
+	}
+	if (rc < 0) {
 		snprintf(err, errlen, "the DN %s cannot be put in a filter", dn);
 		return rc;
 	}

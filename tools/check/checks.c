@@ -68,7 +68,7 @@ static void check_config(struct run *k, const char *path)
 		for (char *p = text; p && *p; p++)
 			if (*p == '\n')
 				*p = p[1] ? ' ' : '\0';
-		chk_add(k->r, "config", CHK_FAIL, "correct the keys named above in the file",
+		chk_add(k->r, "config", CHK_FAIL, "correct the key the message names in the config file",
 			"%s", text && *text ? text : path);
 		k->r->config_unusable = true;
 	} else {
