@@ -167,6 +167,15 @@ int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, 
 		}
 		for (unsigned i = 0; i < n; i++) {
 			rc = gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status);
+			/* GnuTLS also refuses a CRL past its nextUpdate; that one is
+			 * signed, just stale, and needs a different fix. */
+			if (rc >= 0 && status == (GNUTLS_CERT_INVALID |
+						  GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED)) {
+				snprintf(errbuf, errlen, "%s: the CRL is stale (its nextUpdate has "
+					 "passed); publish a new CRL (dirbridge-cert crl) to the "
+					 "file", crl_file);
+				goto out;
+			}
 			if (rc < 0 || status != 0) {
 				snprintf(errbuf, errlen, "%s: the CRL is not signed by a CA in %s; "
 					 "give the CRL of the client CA", crl_file, ca_file);
