@@ -177,6 +177,8 @@ int dir_probe_groups(struct dir_probe *p, const char *dn, size_t *n_groups, char
 /* The directory's clock: the root DSE's currentTime (AD has it; OpenLDAP
  * does not, DIR_E_NOT_FOUND). */
 int dir_probe_time(struct dir_probe *p, int64_t *now, char *err, size_t errlen);
+/* The notAfter (Unix time) of the certificate the server presented. */
+int dir_probe_peer_not_after(struct dir_probe *p, int64_t *not_after);
 /* The host (no brackets), port (default 389/636) and scheme of an LDAP URL,
  * parsed by libldap; DIR_E_BAD_REQUEST when it has no host. */
 int dir_url_parts(const char *url, char *host, size_t hostlen, unsigned *port, bool *ldaps);

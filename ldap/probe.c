@@ -15,6 +15,7 @@
 #include <ldap.h>
 
 #include "ldap/internal.h"
+#include "tls/tls.h"
 
 struct dir_probe {
 	LDAP *ld;
@@ -289,6 +290,19 @@ int dir_probe_time(struct dir_probe *p, int64_t *now, char *err, size_t errlen)
 	ldap_value_free_len(v);
 	ldap_msgfree(res);
 	return rc;
+}
+
+int dir_probe_peer_not_after(struct dir_probe *p, int64_t *not_after)
+{
+	struct berval der = { 0, NULL };
+	int rc;
+
+	if (ldap_get_option(p->ld, LDAP_OPT_X_TLS_PEERCERT, &der) != LDAP_OPT_SUCCESS ||
+	    !der.bv_val)
+		return DIR_E_NOT_FOUND;
+	rc = tls_der_not_after((const unsigned char *)der.bv_val, der.bv_len, not_after);
+	ber_memfree(der.bv_val);
+	return rc < 0 ? DIR_E_INTERNAL : 0;
 }
 
 int dir_url_parts(const char *url, char *host, size_t hostlen, unsigned *port, bool *ldaps)

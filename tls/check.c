@@ -262,3 +262,18 @@ out:
 	wipe(&d);
 	return ret;
 }
+
+int tls_der_not_after(const unsigned char *der, size_t len, int64_t *not_after)
+{
+	gnutls_datum_t d = { (unsigned char *)(uintptr_t)der, (unsigned)len };
+	gnutls_x509_crt_t crt;
+	int rc;
+
+	if (len > UINT32_MAX || gnutls_x509_crt_init(&crt) < 0)
+		return TLS_E_NOMEM;
+	rc = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
+	if (rc >= 0)
+		*not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return rc < 0 ? TLS_E_CONFIG : TLS_OK;
+}

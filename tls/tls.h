@@ -180,6 +180,9 @@ int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, 
  * and the earliest notAfter of all of them (the chain, or a CA set). */
 int tls_cert_file_dates(const char *file, int64_t *leaf_not_after, int64_t *min_not_after,
 			char *errbuf, size_t errlen);
+/* The notAfter of one DER certificate (LEN bytes); TLS_E_CONFIG when it
+ * does not parse. */
+int tls_der_not_after(const unsigned char *der, size_t len, int64_t *not_after);
 /* The earliest nextUpdate of the CRLs in FILE (-1 when one has none). */
 int tls_crl_file_next_update(const char *file, int64_t *next_update, char *errbuf,
 			     size_t errlen);

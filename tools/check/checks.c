@@ -269,9 +269,19 @@ static void check_tls(struct run *k)
 			continue;
 		}
 		if (!s->ldaps) {
+			int64_t not_after = 0;
+			long days;
+
 			s->secure = true;
-			chk_add(k->r, name, CHK_OK, NULL, "StartTLS with a certificate trusted by "
-				"[ldap] ca_file for %s", s->host);
+			if (dir_probe_peer_not_after(p, &not_after) < 0) {
+				chk_add(k->r, name, CHK_OK, NULL, "StartTLS with a certificate "
+					"trusted by [ldap] ca_file for %s", s->host);
+			} else {
+				days = chk_days_left(not_after, time(NULL));
+				chk_add(k->r, name, CHK_OK, NULL, "StartTLS with a certificate "
+					"trusted by [ldap] ca_file for %s, expires in %ld day(s)%s",
+					s->host, days, days < EXPIRY_WARN_DAYS ? " (renew soon)" : "");
+			}
 		}
 		if (!k->probe) {
 			k->probe = p;
