@@ -120,6 +120,28 @@ check_match "wrong hub token: TLS to the hub still ok" "$OUT" '^ok   hub_tls: '
 write_config "$T/hubca.ini" "127.0.0.1:$P" 127.0.0.1/32 "$PKI/ca.crl" "${GOOD[@]}" hub.ca_file="$PKI/other-ca.crt"
 broken "untrusted hub certificate" "$T/hubca.ini" hub_tls '\[hub\] ca_file'
 
+# No hub listening on [hub] url's port.
+write_config "$T/hubdown.ini" "127.0.0.1:$P" 127.0.0.1/32 "$PKI/ca.crl" "${GOOD[@]}" hub.url="wss://127.0.0.1:$DEAD/agent/v1"
+broken "hub down" "$T/hubdown.ini" hub_tcp 'the port in \[hub\] url'
+check_match "hub down: hub_tls skips" "$OUT" '^skip hub_tls: '
+
+# A server that takes the connection and never answers: the TLS check ends
+# within timeout_ms (1 s here), for StartTLS and for ldaps://.
+python3 -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(8); print(s.getsockname()[1], flush=True); time.sleep(120)' >"$T/mute.port" &
+bg_track $!
+for i in $(seq 50); do [ -s "$T/mute.port" ] && break; sleep 0.1; done
+MUTE=$(cat "$T/mute.port")
+write_config "$T/mute.ini" "127.0.0.1:$P" 127.0.0.1/32 "$PKI/ca.crl" "${GOOD[@]}" ldap.timeout_ms=1000 \
+  ldap.url="ldap://127.0.0.1:$MUTE" hub.url="wss://127.0.0.1:$MUTE/agent/v1"
+S0=$(date +%s%N)
+broken "mute server (StartTLS)" "$T/mute.ini" 'tls\[' 'did not speak TLS in time'
+check_match "mute server: the hub's TLS check times out too" "$OUT" '^FAIL hub_tls: no TLS handshake within 1000 ms'
+write_config "$T/mute2.ini" "127.0.0.1:$P" 127.0.0.1/32 "$PKI/ca.crl" "${GOOD[@]}" ldap.timeout_ms=1000 \
+  ldap.url="ldaps://127.0.0.1:$MUTE" ldap.starttls=false
+broken "mute server (ldaps)" "$T/mute2.ini" 'tls\[' 'did not speak TLS in time'
+MS=$((($(date +%s%N) - S0) / 1000000))
+if [ "$MS" -lt 15000 ]; then pass "mute servers: bounded ($MS ms)"; else fail "mute servers: took $MS ms"; fi
+
 # An unusable config: exit 2, everything after it skipped.
 write_ini "$T/bad.ini" agent.name=x ldap.url=nonsense
 run "bad config" "$T/bad.ini"

@@ -200,7 +200,11 @@ static const char *tls_fix(const char *why, const char *ca_key, const char *url_
 {
 	static char fix[256];
 
-	if (strstr(why, "expired") || strstr(why, "not yet"))
+	if (strstr(why, "Timed out") || strstr(why, "within"))
+		snprintf(fix, sizeof fix, "the server took the connection but did not speak TLS in "
+			 "time: check the scheme and port in %s%s and the server's load", url_key,
+			 strstr(url_key, "ldap") ? " (ldaps:// 636, ldap:// 389 with StartTLS)" : "");
+	else if (strstr(why, "expired") || strstr(why, "not yet"))
 		snprintf(fix, sizeof fix, "renew the server's certificate (server side), or "
 			 "correct this host's clock");
 	else if (strstr(why, "name") || strstr(why, "host"))
