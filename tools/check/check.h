@@ -80,5 +80,9 @@ int chk_ws_upgrade(int fd, struct tls_sess *s, const char *host, unsigned port,
 /* Runs every check of the config at PATH (USER: the name user_filter must
  * find, or NULL) and appends one item each to R.  0 or -ENOMEM. */
 int chk_run(const char *path, const char *user, struct chk_report *r);
+/* The checks after `config` on a loaded CFG (a daemon's own), the same way.
+ * Nothing here keeps state between calls or touches process-wide settings,
+ * so a daemon may run it from a thread of its own (it blocks). */
+int chk_run_cfg(const struct cfg *cfg, const char *user, struct chk_report *r);
 
 #endif

@@ -31,7 +31,7 @@ struct server {
 
 struct run {
 	struct chk_report *r;
-	struct cfg *cfg;
+	const struct cfg *cfg;
 	struct server *srv;
 	size_t n_srv;
 	struct dir_probe *probe;	/* on the first server whose TLS check passed */
@@ -48,7 +48,7 @@ static char *named(char *buf, size_t len, const char *check, const char *what)
 
 /* ---- config and files ------------------------------------------------------- */
 
-static void check_config(struct run *k, const char *path)
+static void check_config(struct run *k, const char *path, struct cfg **out)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -60,7 +60,8 @@ static void check_config(struct run *k, const char *path)
 		k->r->config_unusable = true;
 		return;
 	}
-	rc = cfg_load(path, CFG_NEED_LDAP, &k->cfg, err);
+	rc = cfg_load(path, CFG_NEED_LDAP, out, err);
+	k->cfg = *out;
 	fclose(err);
 	if (rc < 0) {
 		/* Every problem on one line: the config's own messages name the
@@ -195,29 +196,31 @@ static void check_tcp(struct run *k)
 	}
 }
 
-/* The fix for a failed verification, from GnuTLS's reason. */
-static const char *tls_fix(const char *why, const char *ca_key, const char *url_key)
-{
-	static char fix[256];
+#define FIX_MAX 320
 
+/* The fix for a failed verification, from GnuTLS's reason, into FIX. */
+static const char *tls_fix_in(char fix[FIX_MAX], const char *why, const char *ca_key,
+			      const char *url_key)
+{
 	if (strstr(why, "Timed out") || strstr(why, "within"))
-		snprintf(fix, sizeof fix, "the server took the connection but did not speak TLS in "
+		snprintf(fix, FIX_MAX, "the server took the connection but did not speak TLS in "
 			 "time: check the scheme and port in %s%s and the server's load", url_key,
 			 strstr(url_key, "ldap") ? " (ldaps:// 636, ldap:// 389 with StartTLS)" : "");
 	else if (strstr(why, "expired") || strstr(why, "not yet"))
-		snprintf(fix, sizeof fix, "renew the server's certificate (server side), or "
+		snprintf(fix, FIX_MAX, "renew the server's certificate (server side), or "
 			 "correct this host's clock");
 	else if (strstr(why, "name") || strstr(why, "host"))
-		snprintf(fix, sizeof fix, "use a host name the server's certificate names in %s",
+		snprintf(fix, FIX_MAX, "use a host name the server's certificate names in %s",
 			 url_key);
 	else
-		snprintf(fix, sizeof fix, "set %s to the CA that signed the server's certificate",
+		snprintf(fix, FIX_MAX, "set %s to the CA that signed the server's certificate",
 			 ca_key);
 	return fix;
 }
 
 static void tls_direct(struct run *k, struct server *s, const char *name)
 {
+	char fixbuf[FIX_MAX];
 	const struct tls_client_opts o = { .ca_file = k->cfg->ldap.ca_file, .hostname = s->host };
 	struct tls_sess *sess = NULL;
 	char why[512] = "";
@@ -230,7 +233,7 @@ static void tls_direct(struct run *k, struct server *s, const char *name)
 		return;
 	}
 	if (chk_tls(fd, &o, k->cfg->ldap.timeout_ms, &sess, why, sizeof why) < 0) {
-		chk_add(k->r, name, CHK_FAIL, tls_fix(why, "[ldap] ca_file", "[ldap] url"), "%s",
+		chk_add(k->r, name, CHK_FAIL, tls_fix_in(fixbuf, why, "[ldap] ca_file", "[ldap] url"), "%s",
 			why);
 		close(fd);
 		return;
@@ -247,7 +250,7 @@ static void tls_direct(struct run *k, struct server *s, const char *name)
 
 static void check_tls(struct run *k)
 {
-	char name[300], why[768];
+	char name[300], why[768], fixbuf[FIX_MAX];
 
 	for (size_t i = 0; i < k->n_srv; i++) {
 		struct server *s = &k->srv[i];
@@ -268,7 +271,7 @@ static void check_tls(struct run *k)
 		if (dir_probe_open(k->cfg, s->url, &p, why, sizeof why) < 0) {
 			if (s->ldaps)
 				s->secure = false;
-			chk_add(k->r, name, CHK_FAIL, tls_fix(why, "[ldap] ca_file", "[ldap] url"),
+			chk_add(k->r, name, CHK_FAIL, tls_fix_in(fixbuf, why, "[ldap] ca_file", "[ldap] url"),
 				"%s", why);
 			continue;
 		}
@@ -478,7 +481,7 @@ static void check_hub(struct run *k)
 	struct tls_client_opts o = { .ca_file = c->hub.ca_file, .hostname = c->hub.host,
 				     .alpn = "http/1.1" };
 	struct tls_sess *sess = NULL;
-	char why[512] = "", addr[NET_ADDR_MAX], *token = NULL;
+	char why[512] = "", addr[NET_ADDR_MAX], fixbuf[FIX_MAX], *token = NULL;
 	size_t n = 0, used = 0, token_len = 0;
 	int fd, rc;
 
@@ -503,7 +506,7 @@ static void check_hub(struct run *k)
 	net_addr_text((const struct sockaddr *)&addrs[used], addr, sizeof addr, true);
 	chk_add(k->r, "hub_tcp", CHK_OK, NULL, "connected to %s", addr);
 	if (chk_tls(fd, &o, tmo, &sess, why, sizeof why) < 0) {
-		chk_add(k->r, "hub_tls", CHK_FAIL, tls_fix(why, "[hub] ca_file", "[hub] url"), "%s",
+		chk_add(k->r, "hub_tls", CHK_FAIL, tls_fix_in(fixbuf, why, "[hub] ca_file", "[hub] url"), "%s",
 			why);
 		chk_add(k->r, "hub_upgrade", CHK_SKIP, NULL, "no TLS session");
 		close(fd);
@@ -538,9 +541,11 @@ static void check_hub(struct run *k)
 int chk_run(const char *path, const char *user, struct chk_report *r)
 {
 	struct run k = { .r = r };
+	struct cfg *cfg = NULL;
+	int rc;
 
-	check_config(&k, path);
-	if (!k.cfg) {
+	check_config(&k, path, &cfg);
+	if (!cfg) {
 		static const char *const rest[] = { "files", "dns", "tcp", "tls", "bind", "base_dn",
 						    "user", "groups", "clock", "front_cert",
 						    "client_ca", "crl", "hub" };
@@ -549,12 +554,19 @@ int chk_run(const char *path, const char *user, struct chk_report *r)
 			chk_add(r, rest[i], CHK_SKIP, NULL, "the config did not load");
 		return 0;
 	}
+	rc = chk_run_cfg(cfg, user, r);
+	cfg_free(cfg);
+	return rc;
+}
+
+int chk_run_cfg(const struct cfg *cfg, const char *user, struct chk_report *r)
+{
+	struct run k = { .r = r, .cfg = cfg };
+
 	k.n_srv = k.cfg->ldap.n_urls;
 	k.srv = calloc(k.n_srv ? k.n_srv : 1, sizeof *k.srv);
-	if (!k.srv) {
-		cfg_free(k.cfg);
+	if (!k.srv)
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < k.n_srv; i++)
 		k.srv[i].url = k.cfg->ldap.urls[i];
 	check_files(&k);
@@ -571,6 +583,5 @@ int chk_run(const char *path, const char *user, struct chk_report *r)
 	dir_probe_close(k.probe);
 	free(k.user_dn);
 	free(k.srv);
-	cfg_free(k.cfg);
 	return 0;
 }
