@@ -69,7 +69,7 @@ broken "untrusted directory certificate" "$T/ca.ini" 'tls\[' 'ca_file'
 write_config "$T/ldaps.ini" "127.0.0.1:$P" 127.0.0.1/32 "" "${GOOD[@]}" \
   ldap.url="ldaps://127.0.0.1:$SLAPD_SPORT" ldap.starttls=false
 run ldaps "$T/ldaps.ini" --user alice
-check_match "ldaps: ok tls with days to expiry" "$OUT" '^ok   tls\[ldaps://127.0.0.1:[0-9]+\]: trusted .*expires in [0-9]+ day'
+check_match "ldaps: ok tls with days to expiry" "$OUT" '^ok   tls\[ldaps://127.0.0.1:[0-9]+\]: TLS with a certificate trusted .*expires in [0-9]+ day'
 PRE=(faketime '+3650 days')
 run expired-dir "$T/ldaps.ini"
 PRE=()

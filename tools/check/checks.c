@@ -218,34 +218,33 @@ static const char *tls_fix_in(char fix[FIX_MAX], const char *why, const char *ca
 	return fix;
 }
 
-static void tls_direct(struct run *k, struct server *s, const char *name)
+/* ldaps://: our own TLS handshake (tls/, the agent's verification), for
+ * GnuTLS's reason on failure and the certificate's notAfter.  0, or a failure
+ * already reported. */
+static int tls_direct(struct run *k, struct server *s, const char *name, int64_t *not_after)
 {
 	char fixbuf[FIX_MAX];
 	const struct tls_client_opts o = { .ca_file = k->cfg->ldap.ca_file, .hostname = s->host };
 	struct tls_sess *sess = NULL;
 	char why[512] = "";
-	int64_t not_after = 0;
 	size_t used;
 	int fd = chk_connect(s->addrs, s->n_addrs, k->cfg->ldap.timeout_ms, &used);
 
 	if (fd < 0) {
 		chk_add(k->r, name, CHK_FAIL, "start the directory server", "%s", strerror(-fd));
-		return;
+		return fd;
 	}
 	if (chk_tls(fd, &o, k->cfg->ldap.timeout_ms, &sess, why, sizeof why) < 0) {
-		chk_add(k->r, name, CHK_FAIL, tls_fix_in(fixbuf, why, "[ldap] ca_file", "[ldap] url"), "%s",
-			why);
+		chk_add(k->r, name, CHK_FAIL,
+			tls_fix_in(fixbuf, why, "[ldap] ca_file", "[ldap] url"), "%s", why);
 		close(fd);
-		return;
+		return TLS_E_VERIFY;
 	}
-	tls_peer_not_after(sess, &not_after);
+	tls_peer_not_after(sess, not_after);
 	tls_bye(sess);
 	tls_free(sess);
 	close(fd);
-	s->secure = true;
-	chk_add(k->r, name, CHK_OK, NULL, "trusted by [ldap] ca_file, names %s, expires in "
-		"%ld day(s)%s", s->host, chk_days_left(not_after, time(NULL)),
-		chk_days_left(not_after, time(NULL)) < EXPIRY_WARN_DAYS ? " (renew soon)" : "");
+	return 0;
 }
 
 static void check_tls(struct run *k)
@@ -255,40 +254,32 @@ static void check_tls(struct run *k)
 	for (size_t i = 0; i < k->n_srv; i++) {
 		struct server *s = &k->srv[i];
 		struct dir_probe *p = NULL;
+		int64_t not_after = 0;
+		long days;
 
 		named(name, sizeof name, "tls", s->url);
 		if (!s->reachable) {
 			chk_add(k->r, name, CHK_SKIP, NULL, "no TCP connection");
 			continue;
 		}
-		if (s->ldaps) {
-			tls_direct(k, s, name);
-			if (!s->secure)
-				continue;
-		}
+		if (s->ldaps && tls_direct(k, s, name, &not_after) < 0)
+			continue;
 		/* libldap's own connection: StartTLS on ldap://, and the session the
 		 * later checks use. */
 		if (dir_probe_open(k->cfg, s->url, &p, why, sizeof why) < 0) {
-			if (s->ldaps)
-				s->secure = false;
-			chk_add(k->r, name, CHK_FAIL, tls_fix_in(fixbuf, why, "[ldap] ca_file", "[ldap] url"),
-				"%s", why);
+			chk_add(k->r, name, CHK_FAIL,
+				tls_fix_in(fixbuf, why, "[ldap] ca_file", "[ldap] url"), "%s", why);
 			continue;
 		}
-		if (!s->ldaps) {
-			int64_t not_after = 0;
-			long days;
-
-			s->secure = true;
-			if (dir_probe_peer_not_after(p, &not_after) < 0) {
-				chk_add(k->r, name, CHK_OK, NULL, "StartTLS with a certificate "
-					"trusted by [ldap] ca_file for %s", s->host);
-			} else {
-				days = chk_days_left(not_after, time(NULL));
-				chk_add(k->r, name, CHK_OK, NULL, "StartTLS with a certificate "
-					"trusted by [ldap] ca_file for %s, expires in %ld day(s)%s",
-					s->host, days, days < EXPIRY_WARN_DAYS ? " (renew soon)" : "");
-			}
+		s->secure = true;
+		if (s->ldaps || dir_probe_peer_not_after(p, &not_after) == 0) {
+			days = chk_days_left(not_after, time(NULL));
+			chk_add(k->r, name, CHK_OK, NULL, "%s with a certificate trusted by [ldap] "
+				"ca_file for %s, expires in %ld day(s)%s", s->ldaps ? "TLS" : "StartTLS",
+				s->host, days, days < EXPIRY_WARN_DAYS ? " (renew soon)" : "");
+		} else {
+			chk_add(k->r, name, CHK_OK, NULL, "%s with a certificate trusted by [ldap] "
+				"ca_file for %s", s->ldaps ? "TLS" : "StartTLS", s->host);
 		}
 		if (!k->probe) {
 			k->probe = p;
