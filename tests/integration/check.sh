@@ -142,6 +142,12 @@ broken "mute server (ldaps)" "$T/mute2.ini" 'tls\[' 'did not speak TLS in time'
 MS=$((($(date +%s%N) - S0) / 1000000))
 if [ "$MS" -lt 15000 ]; then pass "mute servers: bounded ($MS ms)"; else fail "mute servers: took $MS ms"; fi
 
+# The agent needs [https] and [hub]; so does the config check, as -n does.
+write_ini "$T/nohub.ini" agent.name=x "${SLAPD_LDAP[@]}"
+run "no hub section" "$T/nohub.ini"
+check_eq "no hub section: exit 2" "$RC" 2
+check_match "no hub section: FAIL config names it" "$OUT" '^FAIL config: .*\[hub\].*; fix: '
+
 # An unusable config: exit 2, everything after it skipped.
 write_ini "$T/bad.ini" agent.name=x ldap.url=nonsense
 run "bad config" "$T/bad.ini"
@@ -154,9 +160,10 @@ check_eq "usage: exit 2" "$RC" 2
 # Active Directory: ldaps, groups, and the clock compared with currentTime.
 if [ -e "$SAMBA_DIR/ready" ]; then
   secret "$T/svc.pw" 'Svc-Passw0rd!'
-  conf "$T/ad.ini" url=ldaps://127.0.0.1 ca_file="$SAMBA_DIR/tls/ca.crt" base_dn=DC=example,DC=test type=ad \
-    bind_dn=CN=dirbridge-svc,CN=Users,DC=example,DC=test bind_password_file="$T/svc.pw" groups=direct \
-    "user_filter=(&(objectClass=user)(sAMAccountName={username}))"
+  write_config "$T/ad.ini" "127.0.0.1:$P" 127.0.0.1/32 "$PKI/ca.crl" ldap.url=ldaps://127.0.0.1 \
+    ldap.starttls=false ldap.ca_file="$SAMBA_DIR/tls/ca.crt" ldap.base_dn=DC=example,DC=test ldap.type=ad \
+    ldap.bind_dn=CN=dirbridge-svc,CN=Users,DC=example,DC=test ldap.bind_password_file="$T/svc.pw" \
+    ldap.groups=direct "ldap.user_filter=(&(objectClass=user)(sAMAccountName={username}))"
   run ad "$T/ad.ini" --user Administrator
   check_eq "ad: exit 0" "$RC" 0
   check_match "ad: ok clock" "$OUT" '^ok   clock: within [0-9]+ s'

@@ -60,22 +60,30 @@ static void check_config(struct run *k, const char *path, struct cfg **out)
 		k->r->config_unusable = true;
 		return;
 	}
-	rc = cfg_load(path, CFG_NEED_LDAP, out, err);
+	/* As `dirbridge -n` loads it: the agent needs every section. */
+	rc = cfg_load(path, CFG_NEED_ALL, out, err);
 	k->cfg = *out;
 	fclose(err);
 	if (rc < 0) {
 		/* Every problem on one line: the config's own messages name the
 		 * line and the key to change. */
-		for (char *p = text; p && *p; p++)
-			if (*p == '\n')
-				*p = p[1] ? ' ' : '\0';
-		chk_add(k->r, "config", CHK_FAIL, "correct the key the message names in the config file",
-			"%s", text && *text ? text : path);
+		char *joined = NULL;
+		size_t jl = 0;
+		FILE *j = open_memstream(&joined, &jl);
+
+		for (char *line = text ? strtok(text, "\n") : NULL; j && line;
+		     line = strtok(NULL, "\n"))
+			fprintf(j, "%s%s", ftell(j) > 0 ? " | " : "", line);
+		if (j)
+			fclose(j);
+		chk_add(k->r, "config", CHK_FAIL, "do what each message says in the config file "
+			"(docs/config.md describes every key), then run dirbridge -n",
+			"%s", joined && *joined ? joined : path);
+		free(joined);
 		k->r->config_unusable = true;
 	} else {
-		chk_add(k->r, "config", CHK_OK, NULL, "%s loads: [ldap] with %zu server(s)%s%s",
-			path, k->cfg->ldap.n_urls, k->cfg->https.present ? ", [https]" : "",
-			k->cfg->hub.present ? ", [hub]" : "");
+		chk_add(k->r, "config", CHK_OK, NULL, "%s loads as dirbridge -n loads it: "
+			"%zu directory server(s), [https], [hub]", path, k->cfg->ldap.n_urls);
 	}
 	free(text);
 }
