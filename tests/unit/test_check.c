@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "tools/check/report.c"
+#include "tools/check/checks.c"
+#include "tools/check/wire.c"
 
 static void test_lines(void **state)
 {
@@ -114,6 +116,41 @@ static void test_generalized_time(void **state)
 	assert_int_equal(dir_generalized_time(NULL, &t), DIR_E_BAD_REQUEST);
 }
 
+/* Each TLS failure reason gets the fix for its cause. */
+static void test_tls_fix(void **state)
+{
+	char fix[FIX_MAX];
+
+	(void)state;
+	assert_non_null(strstr(tls_fix_in(fix, "certificate verify: The certificate has expired",
+					  "[ldap] ca_file", "[ldap] url"), "renew the server"));
+	assert_non_null(strstr(tls_fix_in(fix, "The certificate is not yet activated",
+					  "[ldap] ca_file", "[ldap] url"), "clock"));
+	assert_non_null(strstr(tls_fix_in(fix, "The certificate's owner does not match hostname",
+					  "[hub] ca_file", "[hub] url"), "[hub] url"));
+	assert_non_null(strstr(tls_fix_in(fix, "The certificate issuer is unknown",
+					  "[ldap] ca_file", "[ldap] url"), "set [ldap] ca_file"));
+	assert_non_null(strstr(tls_fix_in(fix, "StartTLS: Timed out", "[ldap] ca_file",
+					  "[ldap] url"), "ldaps:// 636"));
+	assert_null(strstr(tls_fix_in(fix, "no TLS handshake within 5 ms", "[hub] ca_file",
+				      "[hub] url"), "ldaps"));
+}
+
+/* A name that resolves locally, and one that cannot. */
+static void test_resolve(void **state)
+{
+	struct sockaddr_storage a[4];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(chk_resolve("127.0.0.1", 389, a, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(a[0].ss_family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&a[0])->sin_port), 389);
+	assert_true(chk_resolve("no-such-host.invalid", 389, a, 4, &n) < 0);
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -123,6 +160,8 @@ int main(void)
 		cmocka_unit_test(test_days),
 		cmocka_unit_test(test_skew),
 		cmocka_unit_test(test_generalized_time),
+		cmocka_unit_test(test_tls_fix),
+		cmocka_unit_test(test_resolve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
