@@ -477,8 +477,8 @@ static void check_hub(struct run *k)
 	const struct cfg *c = k->cfg;
 	unsigned tmo = c->ldap.timeout_ms;
 	struct sockaddr_storage addrs[MAX_ADDRS];
-	struct tls_client_opts o = { .ca_file = c->hub.ca_file, .hostname = c->hub.host,
-				     .alpn = "http/1.1" };
+	/* The agent's own tunnel options: trust only [hub] ca_file, check the name. */
+	const struct tls_client_opts o = { .ca_file = c->hub.ca_file, .hostname = c->hub.host };
 	struct tls_sess *sess = NULL;
 	char why[512] = "", addr[NET_ADDR_MAX], fixbuf[FIX_MAX], *token = NULL;
 	size_t n = 0, used = 0, token_len = 0;
