@@ -105,11 +105,12 @@ static bool file_ok(struct run *k, const char *key, const char *file, bool secre
 	}
 	if (secret && (st.st_mode & 077)) {
 		chk_add(k->r, name, CHK_FAIL, "chmod 600 the file (owner only)",
-			"%s is mode %03o: readable by others", file, (unsigned)(st.st_mode & 0777));
+			"%s is mode %03o: open to group or others", file, (unsigned)(st.st_mode & 0777));
 		return false;
 	}
 	/* Keys are private; secret files must also hold a usable first line. */
-	if (secret && !strstr(key, "key_file") && cfg_secret_read(file, &s, &len, errbuf, sizeof errbuf) < 0) {
+	if (secret && !strstr(key, "key_file") &&
+	    cfg_secret_read(file, &s, &len, errbuf, sizeof errbuf) < 0) {
 		chk_add(k->r, name, CHK_FAIL, "write the secret on the file's first line",
 			"%s", errbuf);
 		return false;
