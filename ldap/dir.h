@@ -182,7 +182,41 @@ unsigned dir_throttle_failures(struct dir_throttle *t, const char *key, uint64_t
 void dir_throttle_reset(struct dir_throttle *t, const char *key);
 void dir_throttle_stats(const struct dir_throttle *t, struct dir_throttle_stats *out);
 
+/*
+ * probe.c: dirbridge-check's view of one server, synchronously.  Each call
+ * blocks for at most [ldap] timeout_ms (a daemon runs them off its loop) and
+ * on failure returns a dir_err with one sentence in ERR (the server's own
+ * diagnostic included).  dir_probe_open() connects to URL and secures it as
+ * the agent would (ldaps://, or StartTLS on ldap://), trusting [ldap] ca_file.
+ */
+struct dir_probe;
+int dir_probe_open(const struct cfg *cfg, const char *url, struct dir_probe **out, char *err,
+		   size_t errlen);
+void dir_probe_close(struct dir_probe *p);
+/* The service account's simple bind (bind_dn, bind_password_file). */
+int dir_probe_bind(struct dir_probe *p, char *err, size_t errlen);
+/* base_dn can be read (a base-scope search returns it). */
+int dir_probe_base(struct dir_probe *p, char *err, size_t errlen);
+/* user_filter with USERNAME finds exactly one entry: *DN (malloc'd) is the
+ * first one found, *N_FOUND how many (0, 1, or 2 for "more than one"). */
+int dir_probe_user(struct dir_probe *p, const char *username, char **dn, size_t *n_found,
+		   char *err, size_t errlen);
+/* How many groups list DN as member or uniqueMember. */
+int dir_probe_groups(struct dir_probe *p, const char *dn, size_t *n_groups, char *err,
+		     size_t errlen);
+/* The directory's clock: the root DSE's currentTime (AD has it; OpenLDAP
+ * does not, DIR_E_NOT_FOUND). */
+int dir_probe_time(struct dir_probe *p, int64_t *now, char *err, size_t errlen);
+/* The notAfter (Unix time) of the certificate the server presented. */
+int dir_probe_peer_not_after(struct dir_probe *p, int64_t *not_after);
+/* The host (no brackets), port (default 389/636) and scheme of an LDAP URL,
+ * parsed by libldap; DIR_E_BAD_REQUEST when it has no host. */
+int dir_url_parts(const char *url, char *host, size_t hostlen, unsigned *port, bool *ldaps);
+
 /* Pure helpers, exposed for the tools and unit tests. */
+/* RFC 4517 GeneralizedTime in UTC ("20260101120000.0Z") as Unix time;
+ * DIR_E_BAD_REQUEST for anything else (local times, offsets). */
+int dir_generalized_time(const char *s, int64_t *out);
 /* RFC 4515 escaping of an assertion value; *out is malloc'd.  Refuses NUL and
  * invalid UTF-8 with DIR_E_BAD_REQUEST. */
 int dir_filter_escape(const char *in, size_t len, char **out);

@@ -3,6 +3,7 @@
  * parse what the agent will load later, so that `dirbridge -n` finds a wrong or
  * mismatched file before a handshake does.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -166,6 +167,15 @@ int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, 
 		}
 		for (unsigned i = 0; i < n; i++) {
 			rc = gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status);
+			/* GnuTLS also refuses a CRL past its nextUpdate; that one is
+			 * signed, just stale, and needs a different fix. */
+			if (rc >= 0 && status == (GNUTLS_CERT_INVALID |
+						  GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED)) {
+				snprintf(errbuf, errlen, "%s: the CRL is stale (its nextUpdate has "
+					 "passed); publish a new CRL (dirbridge-cert crl) to the "
+					 "file", crl_file);
+				goto out;
+			}
 			if (rc < 0 || status != 0) {
 				snprintf(errbuf, errlen, "%s: the CRL is not signed by a CA in %s; "
 					 "give the CRL of the client CA", crl_file, ca_file);
@@ -182,4 +192,88 @@ out:
 	wipe(&cad);
 	wipe(&d);
 	return ret;
+}
+
+/* ---- dates, for dirbridge-check ------------------------------------------ */
+
+int tls_cert_file_dates(const char *file, int64_t *leaf_not_after, int64_t *min_not_after,
+			char *errbuf, size_t errlen)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	gnutls_x509_crt_t *certs = NULL;
+	unsigned n = 0;
+	int rc, ret = TLS_E_CONFIG;
+
+	if (load(file, &d, errbuf, errlen) < 0)
+		goto out;
+	rc = import_certs(&d, 0, &certs, &n);
+	if (rc < 0 || n == 0) {
+		snprintf(errbuf, errlen, "%s: no certificate could be parsed (%s)", file,
+			 rc < 0 ? gnutls_strerror(rc) : "empty");
+		goto out;
+	}
+	*leaf_not_after = (int64_t)gnutls_x509_crt_get_expiration_time(certs[0]);
+	*min_not_after = *leaf_not_after;
+	for (unsigned i = 1; i < n; i++) {
+		int64_t t = (int64_t)gnutls_x509_crt_get_expiration_time(certs[i]);
+
+		if (t < *min_not_after)
+			*min_not_after = t;
+	}
+	ret = TLS_OK;
+out:
+	free_certs(certs, n);
+	wipe(&d);
+	return ret;
+}
+
+int tls_crl_file_next_update(const char *file, int64_t *next_update, char *errbuf,
+			     size_t errlen)
+{
+	gnutls_datum_t d = { NULL, 0 };
+	gnutls_x509_crl_t *crls = NULL;
+	unsigned n = 0;
+	int rc, ret = TLS_E_CONFIG;
+
+	if (load(file, &d, errbuf, errlen) < 0)
+		goto out;
+	rc = gnutls_x509_crl_list_import2(&crls, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+	if (rc < 0)
+		rc = gnutls_x509_crl_list_import2(&crls, &n, &d, GNUTLS_X509_FMT_DER, 0);
+	if (rc < 0 || n == 0) {
+		snprintf(errbuf, errlen, "%s: no CRL could be parsed (%s)", file,
+			 rc < 0 ? gnutls_strerror(rc) : "empty");
+		goto out;
+	}
+	/* The soonest nextUpdate is the one that goes stale first; a CRL without
+	 * one (-1 from GnuTLS) never says when it is due and counts as stale. */
+	*next_update = INT64_MAX;
+	for (unsigned i = 0; i < n; i++) {
+		int64_t t = (int64_t)gnutls_x509_crl_get_next_update(crls[i]);
+
+		if (t < *next_update)
+			*next_update = t;
+	}
+	ret = TLS_OK;
+out:
+	for (unsigned i = 0; i < n; i++)
+		gnutls_x509_crl_deinit(crls[i]);
+	gnutls_free(crls);
+	wipe(&d);
+	return ret;
+}
+
+int tls_der_not_after(const unsigned char *der, size_t len, int64_t *not_after)
+{
+	gnutls_datum_t d = { (unsigned char *)(uintptr_t)der, (unsigned)len };
+	gnutls_x509_crt_t crt;
+	int rc;
+
+	if (len > UINT32_MAX || gnutls_x509_crt_init(&crt) < 0)
+		return TLS_E_NOMEM;
+	rc = gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER);
+	if (rc >= 0)
+		*not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return rc < 0 ? TLS_E_CONFIG : TLS_OK;
 }

@@ -650,3 +650,23 @@ unsigned tls_strength(const struct tls_sess *s)
 		return 0;
 	return (unsigned)gnutls_cipher_get_key_size(gnutls_cipher_get(s->gs)) * 8;
 }
+
+int tls_peer_not_after(const struct tls_sess *s, int64_t *not_after)
+{
+	gnutls_session_t gs = tls_sess_gnutls(s);
+	const gnutls_datum_t *list;
+	unsigned n = 0;
+	gnutls_x509_crt_t crt;
+	int rc;
+
+	list = gnutls_certificate_get_peers(gs, &n);
+	if (!list || n == 0)
+		return TLS_E_VERIFY;
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return TLS_E_NOMEM;
+	rc = gnutls_x509_crt_import(crt, &list[0], GNUTLS_X509_FMT_DER);
+	if (rc >= 0)
+		*not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return rc < 0 ? TLS_E_PROTO : TLS_OK;
+}

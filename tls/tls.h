@@ -84,6 +84,9 @@ const char *tls_last_error(const struct tls_sess *s);
 const char *tls_version(const struct tls_sess *s);
 /* Security strength in bits (for SASL's external SSF). */
 unsigned tls_strength(const struct tls_sess *s);
+/* After a completed handshake: the notAfter (Unix time) of the peer's own
+ * certificate; TLS_E_VERIFY when it sent none. */
+int tls_peer_not_after(const struct tls_sess *s, int64_t *not_after);
 
 /* ---- server.c: the front-facing HTTPS server ------------------------------ */
 
@@ -204,6 +207,16 @@ int tls_check_keypair(const char *cert_file, const char *key_file, char *errbuf,
 int tls_check_ca_file(const char *ca_file, char *errbuf, size_t errlen);
 /* CRL_FILE holds at least one CRL; with CA_FILE, each is signed by one of its CAs. */
 int tls_check_crl_file(const char *crl_file, const char *ca_file, char *errbuf, size_t errlen);
+/* dirbridge-check: the notAfter (Unix time) of the first certificate in FILE
+ * and the earliest notAfter of all of them (the chain, or a CA set). */
+int tls_cert_file_dates(const char *file, int64_t *leaf_not_after, int64_t *min_not_after,
+			char *errbuf, size_t errlen);
+/* The notAfter of one DER certificate (LEN bytes); TLS_E_CONFIG when it
+ * does not parse. */
+int tls_der_not_after(const unsigned char *der, size_t len, int64_t *not_after);
+/* The earliest nextUpdate of the CRLs in FILE (-1 when one has none). */
+int tls_crl_file_next_update(const char *file, int64_t *next_update, char *errbuf,
+			     size_t errlen);
 
 /* ---- pki.c: certificate lifecycle --------------------------------------- */
 

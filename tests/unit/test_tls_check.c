@@ -120,7 +120,9 @@ static void save_key(const char *name, gnutls_x509_privkey_t k)
 	gnutls_free(d.data);
 }
 
-static void save_crl(const char *name, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key)
+/* A CRL issued at NOW + THIS_OFF, due at NOW + NEXT_OFF. */
+static void save_crl_at(const char *name, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key,
+			long this_off, long next_off)
 {
 	time_t now = time(NULL);
 	gnutls_x509_crl_t crl;
@@ -128,8 +130,8 @@ static void save_crl(const char *name, gnutls_x509_crt_t ca, gnutls_x509_privkey
 
 	assert_int_equal(gnutls_x509_crl_init(&crl), 0);
 	assert_int_equal(gnutls_x509_crl_set_version(crl, 2), 0);
-	assert_int_equal(gnutls_x509_crl_set_this_update(crl, now), 0);
-	assert_int_equal(gnutls_x509_crl_set_next_update(crl, now + 86400), 0);
+	assert_int_equal(gnutls_x509_crl_set_this_update(crl, now + this_off), 0);
+	assert_int_equal(gnutls_x509_crl_set_next_update(crl, now + next_off), 0);
 	assert_int_equal(gnutls_x509_crl_sign2(crl, ca, ca_key, GNUTLS_DIG_SHA256, 0), 0);
 	assert_int_equal(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &d), 0);
 	write_file(name, d.data, d.size);
@@ -137,11 +139,17 @@ static void save_crl(const char *name, gnutls_x509_crt_t ca, gnutls_x509_privkey
 	gnutls_x509_crl_deinit(crl);
 }
 
+static void save_crl(const char *name, gnutls_x509_crt_t ca, gnutls_x509_privkey_t ca_key)
+{
+	save_crl_at(name, ca, ca_key, 0, 86400);
+}
+
 /*
  * ca.pem/ca.key and other-ca.pem: two unrelated CAs; inter.pem an intermediate
  * under ca; leaf.pem/leaf.key a leaf under inter, other.key an unrelated key;
  * chain.pem leaf then inter, unsorted.pem inter then leaf; ca.der the CA in
- * DER; crl.pem signed by ca, other.crl signed by other-ca; empty.pem empty,
+ * DER; crl.pem signed by ca, other.crl signed by other-ca, stale.crl signed
+ * by ca with a nextUpdate 10 s ago; empty.pem empty,
  * junk.pem text that is no PEM at all.
  */
 static int setup(void **state)
@@ -176,6 +184,7 @@ static int setup(void **state)
 	save_cert("unsorted.pem", leaf, GNUTLS_X509_FMT_PEM, true);
 	save_crl("crl.pem", ca, ca_key);
 	save_crl("other.crl", other_ca, other_ca_key);
+	save_crl_at("stale.crl", ca, ca_key, -50, -10);
 	write_file("empty.pem", "", 0);
 	write_file("junk.pem", "not a certificate\n", 18);
 
@@ -195,7 +204,8 @@ static int teardown(void **state)
 {
 	static const char *const names[] = {
 		"ca.pem", "ca.der", "ca.key", "other-ca.pem", "leaf.pem", "leaf.key", "other.key",
-		"chain.pem", "unsorted.pem", "crl.pem", "other.crl", "empty.pem", "junk.pem",
+		"chain.pem", "unsorted.pem", "crl.pem", "other.crl", "stale.crl", "empty.pem",
+		"junk.pem",
 	};
 
 	(void)state;
@@ -279,6 +289,10 @@ static void test_crl_file(void **state)
 	assert_non_null(strstr(errbuf, path("ca.pem")));
 	refused(tls_check_crl_file(path("crl.pem"), path("other-ca.pem"), errbuf, sizeof errbuf),
 		path("crl.pem"), "not signed by a CA in");
+	/* A stale CRL of the right CA is named stale, not unsigned. */
+	refused(tls_check_crl_file(path("stale.crl"), path("ca.pem"), errbuf, sizeof errbuf),
+		path("stale.crl"), "is stale");
+	assert_null(strstr(errbuf, "not signed"));
 	refused(tls_check_crl_file(path("ca.pem"), NULL, errbuf, sizeof errbuf), path("ca.pem"),
 		"no CRL");
 	refused(tls_check_crl_file(path("empty.pem"), path("ca.pem"), errbuf, sizeof errbuf),
@@ -292,12 +306,35 @@ static void test_crl_file(void **state)
 		path("junk.pem"), "no CA certificate");
 }
 
+/* dirbridge-check's dates: certificate notAfter and CRL nextUpdate. */
+static void test_dates(void **state)
+{
+	int64_t leaf = 0, min = 0, next = 0, now = (int64_t)time(NULL);
+
+	(void)state;
+	assert_int_equal(tls_cert_file_dates(path("chain.pem"), &leaf, &min, errbuf,
+					     sizeof errbuf), TLS_OK);
+	assert_true(leaf > now + 86000 && leaf <= now + 86400 + 5);
+	assert_true(min <= leaf);
+	refused(tls_cert_file_dates(path("junk.pem"), &leaf, &min, errbuf, sizeof errbuf),
+		path("junk.pem"), "no certificate");
+	assert_int_equal(tls_crl_file_next_update(path("crl.pem"), &next, errbuf, sizeof errbuf),
+			 TLS_OK);
+	assert_true(next > now + 86000);
+	assert_int_equal(tls_crl_file_next_update(path("stale.crl"), &next, errbuf,
+						  sizeof errbuf), TLS_OK);
+	assert_true(next < now);
+	refused(tls_crl_file_next_update(path("ca.pem"), &next, errbuf, sizeof errbuf),
+		path("ca.pem"), "no CRL");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keypair),
 		cmocka_unit_test(test_ca_file),
 		cmocka_unit_test(test_crl_file),
+		cmocka_unit_test(test_dates),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
