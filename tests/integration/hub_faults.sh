@@ -41,16 +41,16 @@ done
 check_eq "directory back: logins succeed again" "$ok" 1
 
 # The hub dies while requests are in flight, and comes back on the same port.
+# The directory is held still first, so the requests the hub sends stay in
+# flight at the agent (however fast logins are) until its link has gone, and
+# their answers arrive only after that.
+kill -STOP $SLAPD_PID
 concurrent 200 'alice:Passw0rd!:profile' >"$T/c2.out" &
 cpid=$!
 for i in $(seq 200); do
   p=$(curl -s -m 1 "$API/v1/agents" | json 'j["agents"][0]["pending"]' 2>/dev/null)
   [ "${p:-0}" -gt 0 ] 2>/dev/null && break
 done
-# The directory is held still while the hub dies, so requests are certainly in
-# flight at the agent when its link goes (however fast logins are), and their
-# answers arrive only after it has gone.
-kill -STOP $SLAPD_PID; sleep 0.3
 kill -9 $HUB_PID; wait $HUB_PID 2>/dev/null
 sleep 0.3; kill -CONT $SLAPD_PID; wait $cpid
 check_match "hub killed with requests pending at the agent" "${p:-0}" '^[1-9]'
