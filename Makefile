@@ -45,17 +45,19 @@ endif
 
 # Modules: every .c under config/, ldap/ and tls/ goes into one archive, so link
 # order between modules never matters.
-MOD_SRC := $(wildcard log/*.c config/*.c net/*.c ldap/*.c tls/*.c)
+# Files ending in _win.c are the Windows side of agent/platform.h and are never
+# built here: `make windows-check` compiles them with mingw-w64.
+MOD_SRC := $(filter-out %_win.c,$(wildcard log/*.c config/*.c net/*.c ldap/*.c tls/*.c))
 MOD_OBJ := $(MOD_SRC:%.c=$(BUILD)/obj/%.o)
 LIB     := $(BUILD)/libdirbridge.a
 
 # The daemon's code minus main() is an archive too, so unit tests link the
 # agent's files instead of including them.
-AGENT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out agent/main.c,$(wildcard agent/*.c)))
+AGENT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out agent/main.c %_win.c,$(wildcard agent/*.c)))
 AGENT_LIB := $(BUILD)/libagent.a
 
 # Programs: agent/ is the daemon, tools/NAME/ is build/dirbridge-NAME.
-TOOL_DIRS := $(patsubst tools/%/,%,$(sort $(dir $(wildcard tools/*/*.c))))
+TOOL_DIRS := $(patsubst tools/%/,%,$(sort $(dir $(filter-out %_win.c,$(wildcard tools/*/*.c)))))
 PROGS     := $(BUILD)/dirbridge $(TOOL_DIRS:%=$(BUILD)/dirbridge-%)
 
 # Tests: tests/unit/test_X.c (cmocka) and tests/tools/X.c, one program each.
@@ -73,11 +75,11 @@ FUZZ_CC    ?= clang
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN   := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_TOOLS := $(BUILD)/libfuzz-tools.a
-FUZZ_TOOLS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out %/main.c,$(wildcard tools/*/*.c)))
+FUZZ_TOOLS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out %/main.c %_win.c,$(wildcard tools/*/*.c)))
 
 # Objects of tools and tests are kept between builds, not removed as intermediates.
 .SECONDARY:
-.PHONY: all deps check demo bench clean asan fuzz fuzz-build fuzz-bins deb
+.PHONY: all deps check demo bench clean asan fuzz fuzz-build fuzz-bins deb windows-check
 all: $(PROGS) $(UNIT_BIN) $(TTOOL_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -98,7 +100,7 @@ $(BUILD)/dirbridge: $(BUILD)/obj/agent/main.o $(AGENT_LIB) $(LIB)
 # Each tool links its own objects, the module archive and, where it needs to
 # reuse agent code, nothing else: tools never include agent/.
 .SECONDEXPANSION:
-tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/$(1)/*.c))
+tool_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out %_win.c,$(wildcard tools/$(1)/*.c)))
 $(BUILD)/dirbridge-%: $$(call tool_objs,$$*) $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -122,6 +124,18 @@ fuzz-bins: $(FUZZ_BIN)
 deps:
 	@packaging/deps.sh
 
+# Every Windows-only file (*_win.c) compiled against the real Windows headers
+# with Debian's mingw-w64 (package gcc-mingw-w64-x86-64), so the Windows code
+# cannot rot while CI only runs Linux.  They include only plain C headers of
+# ours: no libuv, GnuTLS or libldap, which mingw here does not have.
+WIN_CC  ?= x86_64-w64-mingw32-gcc
+WIN_SRC := $(wildcard */*_win.c tools/*/*_win.c)
+windows-check:
+	@test -n "$(WIN_SRC)" || { echo "windows-check: no *_win.c files"; exit 1; }
+	@command -v $(WIN_CC) >/dev/null || { echo "windows-check: $(WIN_CC) missing; run make deps"; exit 1; }
+	$(WIN_CC) -std=c11 $(WARN) -DUNICODE -D_UNICODE -D_WIN32_WINNT=0x0601 -DDIRBRIDGE_VERSION='"$(VERSION)"' \
+	  -I. -fsyntax-only $(WIN_SRC)
+
 asan:
 	$(MAKE) BUILD=build-asan SAN=1 all
 
@@ -140,6 +154,7 @@ check: deps
 	$(MAKE) all
 	$(MAKE) asan
 	$(MAKE) fuzz-build
+	$(MAKE) windows-check
 	tests/run.sh build-asan
 
 demo: deps all

@@ -4,8 +4,6 @@
  * later gets one line in each of the three.
  */
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +13,7 @@
 #include "agent/agent.h"
 #include "agent/https.h"
 #include "agent/login.h"
+#include "agent/platform.h"
 #include "agent/service.h"
 #include "agent/tunnel.h"
 
@@ -24,38 +23,6 @@ static void agent_set_state(struct agent *a, enum agent_state state)
 
 	log_msg(LOGL_DEBUG, "agent %s -> %s", names[a->state], names[state]);
 	a->state = state;
-}
-
-/*
- * Drops root for the configured user once everything that needs root (ports
- * below 1024) is set up.  Files read on reload must then be readable by that
- * user, which is how a packaged install lays them out anyway.
- */
-static int drop_privileges(const struct cfg *cfg)
-{
-	const struct passwd *pw;
-
-	if (geteuid() != 0 || !cfg->agent.user)
-		return 0;
-	pw = getpwnam(cfg->agent.user);
-	if (!pw) {
-		log_msg(LOGL_ERROR, "cannot drop privileges: no user %s", cfg->agent.user);
-		return -ENOENT;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		int e = errno;
-
-		log_msg(LOGL_ERROR, "cannot drop privileges to %s: %s", cfg->agent.user, strerror(e));
-		return -e;
-	}
-	/* Regaining root must be impossible, not merely unattempted. */
-	if (setuid(0) == 0) {
-		log_msg(LOGL_ERROR, "dropping privileges to %s did not stick", cfg->agent.user);
-		return -EPERM;
-	}
-	log_msg(LOGL_INFO, "running as user %s", cfg->agent.user);
-	return 0;
 }
 
 /* The directory holds a pointer to the config it was opened with, so a
@@ -266,7 +233,9 @@ static int agent_start(struct agent *a)
 	}
 	if ((rc = agent_service_watchdog_start(&a->loop, &a->service)) < 0)
 		log_msg(LOGL_WARN, "cannot start the systemd watchdog timer: %s", uv_strerror(rc));
-	if ((rc = drop_privileges(a->cfg)) < 0)
+	/* Files read after this (a reload's) must be readable by [agent] user,
+	 * which is how a packaged install lays them out anyway. */
+	if ((rc = agent_platform_drop_privileges(a->cfg->agent.user)) < 0)
 		return rc;
 	agent_set_state(a, AGENT_RUNNING);
 	agent_service_ready("running");

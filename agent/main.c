@@ -7,21 +7,21 @@
 #include <jansson.h>
 
 #include "agent/agent.h"
+#include "agent/platform.h"
 #include "config/cfg.h"
-
-#define DEFAULT_CONFIG "/etc/dirbridge/agent.ini"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: dirbridge [-n] [-c FILE]\n"
-		"  -c FILE    configuration file (default " DEFAULT_CONFIG ")\n"
+		"  -c FILE    configuration file (default %s)\n"
 		"  -n         check the configuration and its files, print `configuration ok`\n"
 		"             or every error, and exit (a lockout_guard number is compared\n"
 		"             with the directory's lockout threshold)\n"
 		"  -h         show this help\n"
 		"  --version  show the version\n"
-		"Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n");
+		"Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n",
+		agent_platform_default_config());
 }
 
 int main(int argc, char **argv)
@@ -33,7 +33,7 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = DEFAULT_CONFIG;
+	const char *path = agent_platform_default_config();
 	bool check_only = false;
 	struct cfg *cfg;
 	int opt, rc;

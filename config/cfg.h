@@ -16,7 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+/* The Windows files of config/ (secret_win.c) include this header too. */
+#ifdef _WIN32
+#include <winsock2.h>
+#else
 #include <sys/socket.h>
+#endif
 #include <sys/types.h>
 
 #include "log/log.h"

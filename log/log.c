@@ -22,6 +22,7 @@
 static enum log_level log_level = LOGL_INFO;
 static enum log_format log_format = LOG_FORMAT_TEXT;
 static bool to_journal;
+static log_sink_fn *log_sink;
 
 /*
  * systemd sets JOURNAL_STREAM to the device and inode of the stream it
@@ -54,6 +55,11 @@ void log_set_level(enum log_level level)
 void log_set_format(enum log_format format)
 {
 	log_format = format;
+}
+
+void log_set_sink(log_sink_fn *sink)
+{
+	log_sink = sink;
 }
 
 bool log_enabled(enum log_level level)
@@ -153,6 +159,12 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	if (!log_enabled(level) || (unsigned)level > LOGL_DEBUG)
 		return;
 	vsnprintf(raw, sizeof raw, fmt, ap);
+	/* A platform log keeps its own time and level, so it gets the text. */
+	if (log_sink) {
+		sanitize(clean, sizeof clean, raw);
+		log_sink(level, clean);
+		return;
+	}
 	if (log_format == LOG_FORMAT_JSON) {
 		size_t len;
 		char *j = json_line(level, raw, &len);

@@ -7,7 +7,8 @@ set -euo pipefail
 # Recommended packages are not installed (see below), so the ones the tests need
 # are named: samba-ad-provision holds the AD schema that `samba-tool domain
 # provision` reads.  lintian and systemd (for systemd-analyze, never started
-# here) let tests/integration/deb.sh check the package and the unit's score.
+# here) let tests/integration/deb.sh check the package and the unit's score;
+# gcc-mingw-w64-x86-64 lets `make windows-check` compile the Windows files.
 PKGS=(build-essential pkg-config
       libldap-dev libgnutls28-dev libuv1-dev libiniparser-dev libsasl2-dev
       libhttp-parser-dev libwslay-dev libjansson-dev libcmocka-dev libzip-dev libsystemd-dev
@@ -17,7 +18,8 @@ PKGS=(build-essential pkg-config
       gnutls-bin openssl libnss3-tools curl bc jq python3 python3-prometheus-client faketime
       slapd ldap-utils samba samba-ad-dc samba-ad-provision samba-dsdb-modules krb5-user winbind
       chromium fonts-dejavu-core ca-certificates
-      lintian systemd)
+      lintian systemd
+      gcc-mingw-w64-x86-64)
 GNUTLS_MIN=3.7.9-2+deb12u7
 
 missing=()
