@@ -124,6 +124,11 @@ static void agent_stop(struct agent *a)
 		return;
 	agent_set_state(a, AGENT_STOPPING);
 	agent_service_stopping(&a->service);
+	agent_platform_running(false);
+	/* No control may wake a loop that is about to end. */
+	agent_platform_set_events(NULL, NULL);
+	if (a->wake.loop)
+		uv_close((uv_handle_t *)&a->wake, on_close);
 	log_msg(LOGL_INFO, "stopping");
 	/* The hub gets no new answers once we stop; requests it sent that are
 	 * still at the directory are completed (and discarded) by dir_close(). */
@@ -149,6 +154,29 @@ static void on_signal(uv_signal_t *h, int signum)
 		agent_reload(a);
 	else if (signum == SIGTERM || signum == SIGINT)
 		agent_stop(a);
+}
+
+/* On the service manager's thread: record EV and wake the loop, the one thing
+ * libuv allows from another thread. */
+static void post_event(void *arg, enum agent_event ev)
+{
+	struct agent *a = arg;
+
+	atomic_fetch_or(&a->events, 1u << ev);
+	uv_async_send(&a->wake);
+}
+
+/* A stop asked for with a reload still pending wins: reloading first would
+ * only delay it. */
+static void on_wake(uv_async_t *h)
+{
+	struct agent *a = h->data;
+	unsigned ev = atomic_exchange(&a->events, 0);
+
+	if (ev & (1u << AGENT_EVENT_STOP))
+		agent_stop(a);
+	else if ((ev & (1u << AGENT_EVENT_RELOAD)) && a->state == AGENT_RUNNING)
+		agent_reload(a);
 }
 
 static int start_signal(struct agent *a, uv_signal_t *h, int signum)
@@ -207,6 +235,12 @@ static int agent_start(struct agent *a)
 	size_t max_conns;
 	int rc;
 
+	if ((rc = uv_async_init(&a->loop, &a->wake, on_wake)) < 0) {
+		log_msg(LOGL_ERROR, "cannot create the wake-up handle: %s", uv_strerror(rc));
+		return rc;
+	}
+	a->wake.data = a;
+	agent_platform_set_events(post_event, a);
 	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
 	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
 	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
@@ -239,6 +273,7 @@ static int agent_start(struct agent *a)
 		return rc;
 	agent_set_state(a, AGENT_RUNNING);
 	agent_service_ready("running");
+	agent_platform_running(true);
 	log_msg(LOGL_INFO, "agent %s running (dirbridge %s)", a->cfg->agent.name,
 		DIRBRIDGE_VERSION);
 	return 0;

@@ -10,6 +10,8 @@
 #ifndef DIRBRIDGE_AGENT_H
 #define DIRBRIDGE_AGENT_H
 
+#include <stdatomic.h>
+
 #include <uv.h>
 
 #include "config/cfg.h"
@@ -31,6 +33,11 @@ struct agent {
 	struct cfg *cfg;	/* owned; replaced as a whole on reload */
 	enum agent_state state;
 	uv_signal_t sig_term, sig_int, sig_hup;
+	/* Stop and reload asked for by a service manager on another thread (the
+	 * Windows SCM, agent/platform.h): bits 1 << AGENT_EVENT_*, set there,
+	 * taken by the loop when WAKE fires. */
+	uv_async_t wake;
+	atomic_uint events;
 	unsigned reloads;	/* successful reloads, for logs and tests */
 	struct dir *dir;	/* the directory on the current cfg */
 	struct https *https;	/* the front-facing server */

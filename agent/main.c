@@ -24,6 +24,15 @@ static void usage(FILE *f)
 		agent_platform_default_config());
 }
 
+#ifdef _WIN32
+/* The agent's body for agent_win_service_dispatch(), which runs it on the
+ * service thread or, started from a console, not at all. */
+static int run_body(void *arg)
+{
+	return agent_run(arg) < 0 ? 1 : 0;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -31,10 +40,15 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+#ifdef _WIN32
+		{ "install-service", no_argument, NULL, 'I' },
+		{ "uninstall-service", no_argument, NULL, 'U' },
+#endif
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = agent_platform_default_config();
 	bool check_only = false;
+	int service_cmd = 0;
 	struct cfg *cfg;
 	int opt, rc;
 
@@ -50,6 +64,10 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'I':
+		case 'U':
+			service_cmd = opt;
+			break;
 		case 'V':
 			printf("dirbridge %s\n", DIRBRIDGE_VERSION);
 			return 0;
@@ -73,6 +91,15 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+#ifdef _WIN32
+	/* The service is registered with the same -c it will be started with. */
+	if (service_cmd == 'I')
+		return agent_win_install_service(path) < 0 ? 1 : 0;
+	if (service_cmd == 'U')
+		return agent_win_uninstall_service() < 0 ? 1 : 0;
+#else
+	(void)service_cmd;
+#endif
 	/* Process-wide settings belong here, not in the modules: a peer that closes
 	 * early must not kill the process, and JSON memory is wiped when freed. */
 	signal(SIGPIPE, SIG_IGN);
@@ -96,5 +123,9 @@ int main(int argc, char **argv)
 	log_init(cfg->agent.log_level);
 	log_set_format(cfg->agent.log_format);
 	/* agent_run owns the config from here: a reload replaces and frees it. */
+#ifdef _WIN32
+	if ((rc = agent_win_service_dispatch(run_body, cfg)) != 1)
+		return rc < 0 ? 1 : 0;
+#endif
 	return agent_run(cfg) < 0 ? 1 : 0;
 }
