@@ -206,6 +206,42 @@ static void test_json_lines(void **state)
 	free(out);
 }
 
+/* The platform sink (the Windows Event Log) gets each message that passes
+ * the level, escaped, without the prefix; stderr gets nothing meanwhile, and
+ * again everything once the sink is removed. */
+static char sink_text[256];
+static int sink_calls;
+static enum log_level sink_level;
+
+static void sink(enum log_level level, const char *line)
+{
+	sink_calls++;
+	sink_level = level;
+	snprintf(sink_text, sizeof sink_text, "%s", line);
+}
+
+static void test_sink(void **state)
+{
+	char *out;
+
+	(void)state;
+	unsetenv("JOURNAL_STREAM");
+	log_init(LOGL_INFO);
+	log_set_format(LOG_FORMAT_TEXT);
+	capture_start();
+	log_set_sink(sink);
+	log_msg(LOGL_DEBUG, "filtered");
+	log_msg(LOGL_WARN, "to the sink\nforged");
+	log_set_sink(NULL);
+	log_msg(LOGL_INFO, "back on stderr");
+	out = capture_end();
+	assert_int_equal(sink_calls, 1);
+	assert_int_equal(sink_level, LOGL_WARN);
+	assert_string_equal(sink_text, "to the sink\\x0aforged");
+	assert_string_equal(out, "dirbridge: back on stderr\n");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +249,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_text),
 		cmocka_unit_test(test_journal_stream_elsewhere),
 		cmocka_unit_test(test_json_lines),
+		cmocka_unit_test(test_sink),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
