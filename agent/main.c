@@ -10,6 +10,14 @@
 #include "agent/platform.h"
 #include "config/cfg.h"
 
+#ifdef _WIN32
+#define SERVICE_USAGE \
+	"  --install-service    register the Windows service dirbridge to run with -c FILE\n" \
+	"  --uninstall-service  stop and remove the Windows service\n"
+#else
+#define SERVICE_USAGE ""
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -20,6 +28,7 @@ static void usage(FILE *f)
 		"             with the directory's lockout threshold)\n"
 		"  -h         show this help\n"
 		"  --version  show the version\n"
+		SERVICE_USAGE
 		"Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.\n",
 		agent_platform_default_config());
 }
