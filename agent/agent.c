@@ -282,9 +282,14 @@ static int agent_start(struct agent *a)
 int agent_run(struct cfg *cfg)
 {
 	struct agent a = { .cfg = cfg };
-	int rc = uv_loop_init(&a.loop);
+	int rc;
 
-	if (rc < 0) {
+	/* Refused before anything is opened, so no connection is made as root. */
+	if ((rc = agent_platform_check_user(cfg->agent.user)) < 0) {
+		cfg_free(cfg);
+		return rc;
+	}
+	if ((rc = uv_loop_init(&a.loop)) < 0) {
 		log_msg(LOGL_ERROR, "cannot create the event loop: %s", uv_strerror(rc));
 		cfg_free(cfg);
 		return rc;

@@ -51,7 +51,8 @@ struct agent {
  * be initialized, a DIR_E_* code (-2001..) when the directory cannot be
  * opened, and otherwise a negative errno (libuv's errors are negative errnos
  * too): signals, the HTTPS listeners or certificates (https_start), the
- * tunnel, or dropping privileges. */
+ * tunnel, or dropping privileges (-EPERM also when started as root without
+ * [agent] user, refused before anything is opened). */
 int agent_run(struct cfg *cfg);
 /* dirbridge -n: compares a configured [ldap] lockout_guard number with the
  * directory's lockout threshold and warns (stderr) when it is not below it.

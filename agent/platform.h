@@ -42,6 +42,13 @@ typedef void agent_event_fn(void *arg, enum agent_event ev);
 const char *agent_platform_default_config(void);
 
 /*
+ * Called before anything is started: root without USER is refused here
+ * already (-EPERM, the error logged as below), so a refused agent never
+ * opens a connection as root.  Returns 0 otherwise; always 0 on Windows.
+ */
+int agent_platform_check_user(const char *user);
+
+/*
  * Called once the listeners are bound, which is all the agent needs root
  * for.  Started as root with USER set, drops to that user (supplementary
  * groups, then group, then user) and proves the drop held: every real,

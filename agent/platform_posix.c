@@ -58,6 +58,29 @@ static bool drop_held(const struct passwd *pw, const gid_t *groups, int ngroups)
 	return pw->pw_uid == 0 || setuid(0) < 0;
 }
 
+/* DIRBRIDGE_ALLOW_ROOT=1 is for test harnesses and throwaway containers that
+ * run everything as root on purpose; it only keeps root, never gains
+ * anything. */
+static bool root_allowed(void)
+{
+	const char *allow = getenv("DIRBRIDGE_ALLOW_ROOT");
+
+	return allow && strcmp(allow, "1") == 0;
+}
+
+int agent_platform_check_user(const char *user)
+{
+	if (geteuid() != 0 || user)
+		return 0;
+	if (root_allowed()) {
+		log_msg(LOGL_WARN, "running as root: DIRBRIDGE_ALLOW_ROOT=1 and no [agent] user");
+		return 0;
+	}
+	log_msg(LOGL_ERROR, "refusing to run as root: set [agent] user to the account "
+		"the agent should run as (it drops to it once its ports are bound)");
+	return -EPERM;
+}
+
 int agent_platform_drop_privileges(const char *user)
 {
 	const struct passwd *pw;
@@ -66,18 +89,8 @@ int agent_platform_drop_privileges(const char *user)
 
 	if (geteuid() != 0)
 		return 0;
-	/* DIRBRIDGE_ALLOW_ROOT=1 is for test harnesses and throwaway containers
-	 * that run everything as root on purpose; it only keeps root, never
-	 * gains anything. */
-	if (!user && getenv("DIRBRIDGE_ALLOW_ROOT") && strcmp(getenv("DIRBRIDGE_ALLOW_ROOT"), "1") == 0) {
-		log_msg(LOGL_WARN, "running as root: DIRBRIDGE_ALLOW_ROOT=1 and no [agent] user");
-		return 0;
-	}
-	if (!user) {
-		log_msg(LOGL_ERROR, "refusing to run as root: set [agent] user to the account "
-			"the agent should run as (it drops to it once its ports are bound)");
-		return -EPERM;
-	}
+	if (!user)
+		return root_allowed() ? 0 : agent_platform_check_user(user);
 	errno = 0;
 	pw = getpwnam(user);
 	if (!pw) {

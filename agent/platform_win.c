@@ -37,3 +37,9 @@ int agent_platform_drop_privileges(const char *user)
 	(void)user;
 	return 0;
 }
+
+int agent_platform_check_user(const char *user)
+{
+	(void)user;
+	return 0;
+}

@@ -62,4 +62,6 @@ timeout 30 "$BUILD/dirbridge" -c "$T/root.ini" >"$T/root.log" 2>&1; rc=$?
 check_eq "privdrop: root without [agent] user exits 1" "$rc" 1
 check_match "privdrop: the refusal names [agent] user" "$(cat "$T/root.log")" \
   'refusing to run as root: set \[agent\] user'
+check_nomatch "privdrop: refused before anything is opened as root" "$(cat "$T/root.log")" \
+  'https: listening|service connection'
 finish

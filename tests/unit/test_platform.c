@@ -43,12 +43,18 @@ static void test_root_without_user(void **state)
 	log_set_sink(sink);
 	unsetenv("DIRBRIDGE_ALLOW_ROOT");
 	seen[0] = '\0';
+	assert_int_equal(agent_platform_check_user(NULL), -EPERM);
+	assert_non_null(strstr(seen, "[agent] user"));
+	seen[0] = '\0';
 	assert_int_equal(agent_platform_drop_privileges(NULL), -EPERM);
 	assert_non_null(strstr(seen, "[agent] user"));
+	/* With a user named, starting is fine: the drop comes after binding. */
+	assert_int_equal(agent_platform_check_user("nobody"), 0);
 	/* Anything but exactly "1" is no permission. */
 	setenv("DIRBRIDGE_ALLOW_ROOT", "yes", 1);
 	assert_int_equal(agent_platform_drop_privileges(NULL), -EPERM);
 	setenv("DIRBRIDGE_ALLOW_ROOT", "1", 1);
+	assert_int_equal(agent_platform_check_user(NULL), 0);
 	assert_int_equal(agent_platform_drop_privileges(NULL), 0);
 	assert_int_equal(geteuid(), 0);
 	log_set_sink(NULL);
@@ -61,7 +67,8 @@ static int not_root_child(void)
 	if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
 		return 2;
 	unsetenv("DIRBRIDGE_ALLOW_ROOT");
-	return agent_platform_drop_privileges(NULL) == 0 &&
+	return agent_platform_check_user(NULL) == 0 &&
+	       agent_platform_drop_privileges(NULL) == 0 &&
 	       agent_platform_drop_privileges("nobody") == 0 ? 0 : 1;
 }
 
