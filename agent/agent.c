@@ -235,18 +235,18 @@ static int agent_start(struct agent *a)
 	size_t max_conns;
 	int rc;
 
-	if ((rc = uv_async_init(&a->loop, &a->wake, on_wake)) < 0) {
-		log_msg(LOGL_ERROR, "cannot create the wake-up handle: %s", uv_strerror(rc));
-		return rc;
-	}
-	a->wake.data = a;
-	agent_platform_set_events(post_event, a);
 	if ((rc = start_signal(a, &a->sig_term, SIGTERM)) < 0 ||
 	    (rc = start_signal(a, &a->sig_int, SIGINT)) < 0 ||
 	    (rc = start_signal(a, &a->sig_hup, SIGHUP)) < 0) {
 		log_msg(LOGL_ERROR, "cannot watch signals: %s", uv_strerror(rc));
 		return rc;
 	}
+	if ((rc = uv_async_init(&a->loop, &a->wake, on_wake)) < 0) {
+		log_msg(LOGL_ERROR, "cannot create the wake-up handle: %s", uv_strerror(rc));
+		return rc;
+	}
+	a->wake.data = a;
+	agent_platform_set_events(post_event, a);
 	if ((rc = tls_global_init()) < 0) {
 		log_msg(LOGL_ERROR, "cannot initialize GnuTLS: %s", tls_strerror(rc));
 		return rc;
