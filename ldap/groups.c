@@ -92,24 +92,11 @@ static void group_search_msg(struct req *r, LDAPMessage *msg)
 		ldap_msgfree(msg);
 		return;
 	}
-	rc = dir_result_code(r, msg, NULL, &ctrls);
-	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-		ldap_controls_free(ctrls);
-		dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
+	if (dir_page_result(r, msg, &ctrls) < 0)
 		return;
-	}
 	if (r->paged && dir_next_page(r, ctrls) && r->seen.n < GROUPS_MAX) {
-		struct conn *c = r->conn;
-
 		ldap_controls_free(ctrls);
-		/* Further pages must go to the same connection as the cookie. */
-		rc = send_group_search(r);
-		if (rc != LDAP_SUCCESS) {
-			if (rc == LDAP_SERVER_DOWN)
-				dir_conn_fail(c, DIR_E_UNAVAILABLE, ldap_err2string(rc));
-			else
-				dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
-		}
+		dir_page_next(r, send_group_search);
 		return;
 	}
 	ldap_controls_free(ctrls);

@@ -387,6 +387,13 @@ void dir_groups_start(struct req *r);
 /* ---- list.c: paged listing and guard.c's reads ---- */
 /* Takes the paging cookie from a result's controls; true when a page follows. */
 bool dir_next_page(struct req *r, LDAPControl **ctrls);
+/* The result of one page: 0 when it succeeded or hit the size limit, with *CTRLS
+ * for the caller to read and free; otherwise the request is finished with the
+ * mapped error and DIR_E_INTERNAL is returned (the caller only returns). */
+int dir_page_result(struct req *r, LDAPMessage *msg, LDAPControl ***ctrls);
+/* Sends the next page with SEND on the request's connection; a send that fails
+ * finishes the request, or fails the connection when it is gone. */
+void dir_page_next(struct req *r, send_fn send);
 int dir_send_list_first(struct req *r);
 void dir_list_msg(struct req *r, LDAPMessage *msg);
 int dir_send_read(struct req *r);

@@ -28,6 +28,35 @@ bool dir_next_page(struct req *r, LDAPControl **ctrls)
 	return r->cookie.bv_len > 0;
 }
 
+int dir_page_result(struct req *r, LDAPMessage *msg, LDAPControl ***ctrls)
+{
+	int rc = dir_result_code(r, msg, NULL, ctrls);
+
+	/* A size limit still ends with the entries that did arrive. */
+	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
+		ldap_controls_free(*ctrls);
+		*ctrls = NULL;
+		dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
+		return DIR_E_INTERNAL;
+	}
+	return 0;
+}
+
+void dir_page_next(struct req *r, send_fn send)
+{
+	/* The cookie belongs to the connection that gave it: the next page goes
+	 * there too, and a connection that is gone fails every request on it. */
+	struct conn *c = r->conn;
+	int rc = send(r);
+
+	if (rc == LDAP_SUCCESS)
+		return;
+	if (rc == LDAP_SERVER_DOWN)
+		dir_conn_fail(c, DIR_E_UNAVAILABLE, ldap_err2string(rc));
+	else
+		dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
+}
+
 /* ---- listing ------------------------------------------------------------- */
 
 static int send_list(struct req *r)
@@ -157,23 +186,11 @@ void dir_list_msg(struct req *r, LDAPMessage *msg)
 		ldap_msgfree(msg);
 		return;
 	}
-	rc = dir_result_code(r, msg, NULL, &ctrls);
-	if (rc != LDAP_SUCCESS && rc != LDAP_SIZELIMIT_EXCEEDED) {
-		ldap_controls_free(ctrls);
-		dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
+	if (dir_page_result(r, msg, &ctrls) < 0)
 		return;
-	}
 	if (dir_next_page(r, ctrls) && have < r->limit) {
-		struct conn *c = r->conn;
-
 		ldap_controls_free(ctrls);
-		rc = send_list(r);
-		if (rc != LDAP_SUCCESS) {
-			if (rc == LDAP_SERVER_DOWN)
-				dir_conn_fail(c, DIR_E_UNAVAILABLE, ldap_err2string(rc));
-			else
-				dir_req_finish(r, dir_map_err(SRC_LDAP, rc, NULL));
-		}
+		dir_page_next(r, send_list);
 		return;
 	}
 	ldap_controls_free(ctrls);
