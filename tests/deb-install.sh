@@ -13,7 +13,8 @@ FAILS=0
 pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
 BUILD_PKGS=(build-essential pkg-config libldap-dev libgnutls28-dev libuv1-dev libiniparser-dev
-            libsasl2-dev libhttp-parser-dev libwslay-dev libjansson-dev libzip-dev libsystemd-dev)
+            libsasl2-dev libhttp-parser-dev libwslay-dev libjansson-dev libzip-dev libsystemd-dev
+            libtasn1-6-dev)
 # What a package may leave without it being ours: apt's and dpkg's own
 # records and logs, caches, scratch space, and the backups (/etc/passwd- ...)
 # that the shadow tools write on every user change; the account files
