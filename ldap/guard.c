@@ -495,6 +495,19 @@ int dir_read_entry(LDAP *ld, LDAPMessage *m, struct dir_profile *out)
 	return rc;
 }
 
+void dir_profile_clear(struct dir_profile *p)
+{
+	free(p->username);
+	free(p->dn);
+	free(p->display_name);
+	free(p->email);
+	for (size_t j = 0; j < p->n_groups; j++)
+		free(p->groups[j]);
+	free(p->groups);
+	dir_read_entry_free(p);
+	*p = (struct dir_profile){ 0 };
+}
+
 void dir_read_entry_free(struct dir_profile *p)
 {
 	for (size_t i = 0; i < p->n_attrs; i++) {

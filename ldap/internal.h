@@ -47,6 +47,9 @@ int dir_decoy_dn(const char *base_dn, char **out);
 /* Every attribute of a search entry, text values only; free with dir_read_entry_free. */
 int dir_read_entry(LDAP *ld, LDAPMessage *m, struct dir_profile *out);
 void dir_read_entry_free(struct dir_profile *p);
+/* Frees everything a listed profile holds (names, groups, attributes) and
+ * zeroes it. */
+void dir_profile_clear(struct dir_profile *p);
 
 /* ---- provided by dir.c for guard.c ---- */
 struct dir_guard *dir_guard_of(const struct dir *d);

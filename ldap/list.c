@@ -79,17 +79,8 @@ static int send_list(struct req *r)
 
 static void list_reset(struct req *r)
 {
-	for (size_t i = 0; i < r->n_users; i++) {
-		struct dir_profile *p = &r->users[i];
-
-		free(p->username);
-		free(p->dn);
-		free(p->display_name);
-		free(p->email);
-		for (size_t j = 0; j < p->n_groups; j++)
-			free(p->groups[j]);
-		free(p->groups);
-	}
+	for (size_t i = 0; i < r->n_users; i++)
+		dir_profile_clear(&r->users[i]);
 	r->n_users = 0;
 	dir_strv_free(&r->groups);
 	if (r->cookie.bv_val)

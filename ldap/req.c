@@ -34,18 +34,8 @@ static void on_req_closed(uv_handle_t *h)
 	dir_strv_free(&r->groups);
 	dir_strv_free(&r->seen);
 	dir_strv_free(&r->frontier);
-	for (size_t i = 0; i < r->n_users; i++) {
-		struct dir_profile *p = &r->users[i];
-
-		free(p->username);
-		free(p->dn);
-		free(p->display_name);
-		free(p->email);
-		for (size_t j = 0; j < p->n_groups; j++)
-			free(p->groups[j]);
-		free(p->groups);
-		dir_read_entry_free(p);
-	}
+	for (size_t i = 0; i < r->n_users; i++)
+		dir_profile_clear(&r->users[i]);
 	free(r->users);
 	free(r->guard_key);
 	free(r->base);
